@@ -1,2 +1,23 @@
-//! ecr-multiarch: build a multi-architecture image and publish it to Amazon ECR.
-fn main() {}
+//! The `ecr-multiarch` command: parse, run, map the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecr_multiarch::{inputs::Args, run};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    // One TLS stack for every client (bollard, oci-client, the AWS SDK): rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    ExitCode::from(runtime.block_on(run::main(args)))
+}

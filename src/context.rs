@@ -1,0 +1,434 @@
+//! The build context: which files go to the daemon (`.dockerignore`, with the semantics of
+//! moby's patternmatcher) and the tar stream that carries them.
+//!
+//! The context is listed once, before anything is created or built, so a bad `.dockerignore`
+//! or a symlink that escapes the context fails the run before any side effect. The tar is then
+//! written while it is sent: only a small buffer of it is ever in memory.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+
+use bytes::Bytes;
+use globset::{GlobBuilder, GlobMatcher};
+use tokio::sync::mpsc;
+
+/// Where a Dockerfile from outside the context is placed inside the tar.
+const OUTSIDE_DOCKERFILE: &str = ".ecr-multiarch.Dockerfile";
+/// Size of the chunks the tar is sent in.
+const CHUNK: usize = 64 * 1024;
+
+/// Why the context cannot be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `.dockerignore` line is not a valid pattern.
+    #[error("`.dockerignore` line {line}: `{pattern}` is not a valid pattern: {reason}")]
+    BadPattern {
+        /// 1-based line number.
+        line: usize,
+        /// The pattern as written.
+        pattern: String,
+        /// The matcher's complaint.
+        reason: String,
+    },
+    /// A symlink points outside the context, so its target would not be in the build.
+    #[error("`{}` is a symlink to `{}`, outside the build context: replace it with the file, or widen `context`", path.display(), target.display())]
+    SymlinkOutside {
+        /// The link, relative to the context.
+        path: PathBuf,
+        /// Where it points.
+        target: PathBuf,
+    },
+    /// Reading the context failed.
+    #[error("reading `{}`: {source}", path.display())]
+    Read {
+        /// The path that could not be read.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+}
+
+/// One `.dockerignore` rule.
+#[derive(Debug)]
+struct Rule {
+    matcher: GlobMatcher,
+    exclusion: bool,
+}
+
+/// The parsed `.dockerignore` of a context.
+#[derive(Debug, Default)]
+pub struct IgnoreRules {
+    rules: Vec<Rule>,
+}
+
+impl IgnoreRules {
+    /// Parses `.dockerignore` text: one pattern a line, `#` comments, `!` re-includes, paths
+    /// relative to the context root (a leading `/` is dropped), cleaned like Go's
+    /// `filepath.Clean`.
+    pub fn parse(text: &str) -> Result<IgnoreRules, Error> {
+        let mut rules = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exclusion, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let cleaned = clean(pattern);
+            if cleaned.is_empty() {
+                continue;
+            }
+            let matcher = GlobBuilder::new(&cleaned)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| Error::BadPattern {
+                    line: index + 1,
+                    pattern: pattern.to_owned(),
+                    reason: e.kind().to_string(),
+                })?
+                .compile_matcher();
+            rules.push(Rule { matcher, exclusion });
+        }
+        Ok(IgnoreRules { rules })
+    }
+
+    /// Whether a path (relative, `/`-separated) is left out: the last rule that matches the
+    /// path or any of its parent folders decides (moby's `MatchesOrParentMatches`).
+    #[must_use]
+    pub fn is_ignored(&self, path: &str) -> bool {
+        let mut ignored = false;
+        for rule in &self.rules {
+            let matches = rule.matcher.is_match(path)
+                || path
+                    .match_indices('/')
+                    .any(|(i, _)| rule.matcher.is_match(&path[..i]));
+            if matches {
+                ignored = !rule.exclusion;
+            }
+        }
+        ignored
+    }
+
+    /// Whether any rule re-includes files: then an ignored folder must still be walked.
+    fn has_exclusions(&self) -> bool {
+        self.rules.iter().any(|r| r.exclusion)
+    }
+}
+
+/// Lexically cleans a pattern like Go's `filepath.Clean`, relative to the context root.
+fn clean(pattern: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in pattern.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// One entry to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    /// Path on disk.
+    source: PathBuf,
+    /// Path inside the tar (relative, `/`-separated).
+    name: String,
+}
+
+/// The files of a build context that go to the daemon, listed (not read) up front.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    entries: Vec<Entry>,
+    /// The Dockerfile's path inside the tar, as the Engine API's `dockerfile` parameter.
+    pub dockerfile: String,
+}
+
+impl BuildContext {
+    /// Lists the context: applies `.dockerignore`, always keeps the Dockerfile and
+    /// `.dockerignore` (as the docker CLI does), and refuses symlinks that leave the context.
+    pub fn scan(context: &Path, dockerfile: &Path) -> Result<BuildContext, Error> {
+        let read_error = |path: &Path, source: io::Error| Error::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let root = context.canonicalize().map_err(|e| read_error(context, e))?;
+        let ignore_path = root.join(".dockerignore");
+        let rules = match fs::read_to_string(&ignore_path) {
+            Ok(text) => IgnoreRules::parse(&text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => IgnoreRules::default(),
+            Err(e) => return Err(read_error(&ignore_path, e)),
+        };
+        let dockerfile_abs = dockerfile
+            .canonicalize()
+            .map_err(|e| read_error(dockerfile, e))?;
+        let dockerfile_name = dockerfile_abs
+            .strip_prefix(&root)
+            .ok()
+            .map(|rel| rel.to_string_lossy().replace('\\', "/"));
+
+        let keep_ignored_dirs = rules.has_exclusions();
+        let mut entries = Vec::new();
+        let walker = walkdir::WalkDir::new(&root)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|entry| {
+                // Prune an ignored folder unless some `!` rule might bring files back.
+                keep_ignored_dirs
+                    || !entry.file_type().is_dir()
+                    || !rules.is_ignored(&relative_name(&root, entry.path()))
+            });
+        for entry in walker {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(&root).to_owned();
+                read_error(&path, e.into())
+            })?;
+            let name = relative_name(&root, entry.path());
+            let always_sent =
+                name == ".dockerignore" || dockerfile_name.as_deref() == Some(name.as_str());
+            if rules.is_ignored(&name) && !always_sent {
+                continue;
+            }
+            if entry.file_type().is_symlink() {
+                check_symlink(entry.path(), &name)?;
+            }
+            entries.push(Entry {
+                source: entry.path().to_owned(),
+                name,
+            });
+        }
+        let dockerfile = match dockerfile_name {
+            Some(name) => name,
+            None => {
+                entries.push(Entry {
+                    source: dockerfile_abs,
+                    name: OUTSIDE_DOCKERFILE.to_owned(),
+                });
+                OUTSIDE_DOCKERFILE.to_owned()
+            }
+        };
+        Ok(BuildContext {
+            entries,
+            dockerfile,
+        })
+    }
+
+    /// The paths that will be sent, relative to the context.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+
+    /// Streams the context as a tar: a blocking task writes entries as it reads them into a
+    /// small bounded channel, so memory stays at a few chunks whatever the context's size.
+    /// A read error ends the stream with that error, which fails the build.
+    #[must_use]
+    pub fn tar_stream(&self) -> mpsc::Receiver<io::Result<Bytes>> {
+        let (sender, receiver) = mpsc::channel(8);
+        let entries = self.entries.clone();
+        tokio::task::spawn_blocking(move || {
+            let writer = ChannelWriter {
+                sender: sender.clone(),
+                buffer: Vec::with_capacity(CHUNK),
+            };
+            if let Err(e) = write_tar(&entries, writer) {
+                // The receiver may be gone (build aborted); nothing left to tell then.
+                let _ = sender.blocking_send(Err(e));
+            }
+        });
+        receiver
+    }
+}
+
+fn relative_name(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// Refuses a symlink whose target, resolved lexically from the link's folder, leaves the
+/// context root (`name` is the link's path relative to that root).
+fn check_symlink(link: &Path, name: &str) -> Result<(), Error> {
+    let target = fs::read_link(link).map_err(|e| Error::Read {
+        path: link.to_owned(),
+        source: e,
+    })?;
+    let outside = || Error::SymlinkOutside {
+        path: PathBuf::from(name),
+        target: target.clone(),
+    };
+    if target.is_absolute() {
+        return Err(outside());
+    }
+    // Depth of the link's folder below the root, then walk the target's components.
+    let mut depth: isize = name.matches('/').count().try_into().unwrap_or(isize::MAX);
+    for component in target.components() {
+        match component {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+        }
+        if depth < 0 {
+            return Err(outside());
+        }
+    }
+    Ok(())
+}
+
+fn write_tar(entries: &[Entry], writer: ChannelWriter) -> io::Result<()> {
+    let mut builder = tar::Builder::new(writer);
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Complete);
+    for entry in entries {
+        let metadata = fs::symlink_metadata(&entry.source)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_metadata_in_mode(&metadata, tar::HeaderMode::Complete);
+        // Owned by root inside the image, as the docker CLI sends it.
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_username("")?;
+        header.set_groupname("")?;
+        if metadata.is_dir() {
+            builder.append_data(&mut header, &entry.name, io::empty())?;
+        } else if metadata.file_type().is_symlink() {
+            let target = fs::read_link(&entry.source)?;
+            header.set_size(0);
+            builder.append_link(&mut header, &entry.name, target)?;
+        } else if metadata.is_file() {
+            let file = fs::File::open(&entry.source)?;
+            builder.append_data(&mut header, &entry.name, file)?;
+        }
+        // Sockets, fifos and devices are skipped, as the docker CLI does.
+    }
+    let mut writer = builder.into_inner()?;
+    writer.flush()
+}
+
+/// A `Write` that hands fixed-size chunks to an async receiver, blocking when it is behind.
+struct ChannelWriter {
+    sender: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send_buffer(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the build stopped reading the context",
+            )
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buffer.len();
+        let taken = room.min(data.len());
+        self.buffer.extend_from_slice(&data[..taken]);
+        if self.buffer.len() == CHUNK {
+            self.send_buffer()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buffer()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("secret.txt", "secret.txt", true)]
+    #[case("secret.txt", "sub/secret.txt", false)]
+    #[case("*.log", "a.log", true)]
+    #[case("*.log", "dir/a.log", false)]
+    #[case("**/*.log", "dir/deep/a.log", true)]
+    #[case("/build", "build/out/x", true)]
+    #[case("node_modules", "node_modules/a/b.js", true)]
+    #[case("./docs/../tmp", "tmp/x", true)]
+    #[case("*\n!keep.log", "keep.log", false)]
+    #[case("*.md\n!README.md", "CHANGES.md", true)]
+    #[case("# comment\n\n", "anything", false)]
+    fn dockerignore_semantics(#[case] patterns: &str, #[case] path: &str, #[case] ignored: bool) {
+        let rules = IgnoreRules::parse(patterns).expect("valid patterns");
+        assert_eq!(rules.is_ignored(path), ignored, "{patterns:?} on {path}");
+    }
+
+    #[test]
+    fn refuses_a_bad_pattern_naming_the_line() {
+        let error = IgnoreRules::parse("ok\n[unclosed").expect_err("invalid");
+        assert!(error.to_string().contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn scan_applies_ignore_and_keeps_the_dockerfile() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
+        fs::write(root.join(".dockerignore"), "Dockerfile\n*.secret\nlogs\n").expect("write");
+        fs::write(root.join("app.txt"), "hi").expect("write");
+        fs::write(root.join("key.secret"), "no").expect("write");
+        fs::create_dir(root.join("logs")).expect("mkdir");
+        fs::write(root.join("logs/a"), "no").expect("write");
+        let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("scan");
+        let names: Vec<&str> = context.names().collect();
+        assert_eq!(names, vec![".dockerignore", "Dockerfile", "app.txt"]);
+        assert_eq!(context.dockerfile, "Dockerfile");
+    }
+
+    #[test]
+    fn scan_refuses_a_symlink_out_of_the_context() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
+        fs::create_dir(root.join("sub")).expect("mkdir");
+        std::os::unix::fs::symlink("../../etc/passwd", root.join("sub/escape")).expect("link");
+        std::os::unix::fs::symlink("../Dockerfile", root.join("sub/inside")).expect("link");
+        let error = BuildContext::scan(root, &root.join("Dockerfile")).expect_err("escapes");
+        assert!(error.to_string().contains("sub/escape"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn tar_stream_carries_every_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
+        fs::write(root.join("big.bin"), vec![7u8; 3 * CHUNK + 5]).expect("write");
+        let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("scan");
+        let mut receiver = context.tar_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            bytes.extend_from_slice(&chunk.expect("chunk"));
+        }
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut names = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            assert_eq!(entry.header().uid().expect("uid"), 0);
+            names.push(entry.path().expect("path").to_string_lossy().into_owned());
+        }
+        assert_eq!(names, vec!["Dockerfile", "big.bin"]);
+    }
+}

@@ -1,0 +1,241 @@
+//! Amazon ECR's control plane: the repository and the registry credentials. The only user of
+//! aws-sdk-ecr. The endpoint, credentials and region come from the standard AWS chain
+//! (`AWS_ENDPOINT_URL_ECR`, `AWS_ACCESS_KEY_ID`, web identity, instance metadata...).
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
+use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use base64::Engine as _;
+
+use crate::inputs::{Request, TagMutability};
+
+/// A failure talking to ECR; callers branch on a missing repository.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The repository does not exist and `create-repository` is `false`.
+    #[error("repository `{repository}` does not exist in `{region}` and `create-repository` is `false`: create it first or set `create-repository: true`")]
+    RepositoryMissing {
+        /// The repository name.
+        repository: String,
+        /// The region asked.
+        region: String,
+    },
+    /// An ECR API call failed.
+    #[error("{action} failed: {message}")]
+    Api {
+        /// What we were doing, e.g. "describing repository `team/api`".
+        action: String,
+        /// The SDK's message with its cause chain.
+        message: String,
+    },
+    /// ECR answered something we cannot use.
+    #[error("{0}")]
+    UnexpectedAnswer(String),
+}
+
+fn api_error<E, R>(action: impl Into<String>, error: &SdkError<E, R>) -> Error
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut message = DisplayErrorContext(error).to_string();
+    if matches!(error, SdkError::DispatchFailure(_)) || message.contains("credentials") {
+        message.push_str(
+            " (check the AWS credentials and region: e.g. run aws-actions/configure-aws-credentials first)",
+        );
+    }
+    Error::Api {
+        action: action.into(),
+        message,
+    }
+}
+
+/// Credentials for the registry, from GetAuthorizationToken. The password is a secret: it
+/// must be masked before anything else is printed and never be logged.
+#[derive(Clone)]
+pub struct RegistryCredentials {
+    /// Always `AWS` for ECR.
+    pub username: String,
+    /// The 12-hour registry token.
+    pub password: String,
+    /// The registry host from the token's proxy endpoint, e.g.
+    /// `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
+    pub proxy_host: String,
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("proxy_host", &self.proxy_host)
+            .finish()
+    }
+}
+
+/// What ensuring the repository found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repository {
+    /// The repository name.
+    pub name: String,
+    /// The repository URI ECR reports.
+    pub uri: String,
+    /// Whether this run created it.
+    pub created: bool,
+}
+
+/// A connected ECR client for one region and registry.
+#[derive(Debug, Clone)]
+pub struct Ecr {
+    client: aws_sdk_ecr::Client,
+    region: String,
+    registry_id: Option<String>,
+}
+
+impl Ecr {
+    /// Loads the AWS configuration for the request's region.
+    pub async fn connect(request: &Request) -> Ecr {
+        // rustls with ring, as everywhere in this binary (see Cargo.toml).
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(request.aws_region.clone()))
+            .http_client(http_client)
+            .load()
+            .await;
+        Ecr {
+            client: aws_sdk_ecr::Client::new(&config),
+            region: request.aws_region.clone(),
+            registry_id: request.registry_id.clone(),
+        }
+    }
+
+    /// Gets a registry token and decodes it into a username and password; the registry host
+    /// is the one of `registry-id` when given.
+    pub async fn registry_credentials(&self) -> Result<RegistryCredentials, Error> {
+        let answer = self
+            .client
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| api_error("getting an ECR authorization token", &e))?;
+        let data = answer.authorization_data().first().ok_or_else(|| {
+            Error::UnexpectedAnswer("ECR returned no authorization data".to_owned())
+        })?;
+        let token = data.authorization_token().unwrap_or_default();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| {
+                Error::UnexpectedAnswer("ECR's authorization token is not base64 text".to_owned())
+            })?;
+        let (username, password) = decoded.split_once(':').ok_or_else(|| {
+            Error::UnexpectedAnswer("ECR's authorization token is not `user:password`".to_owned())
+        })?;
+        let endpoint = data.proxy_endpoint().unwrap_or_default();
+        let caller_host = endpoint
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        // The token opens every registry the principal may use; another account's registry
+        // differs from ours only in the leading account id.
+        let proxy_host = match (&self.registry_id, caller_host.split_once('.')) {
+            (Some(id), Some((_, rest))) => format!("{id}.{rest}"),
+            _ => caller_host.to_owned(),
+        };
+        Ok(RegistryCredentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+            proxy_host,
+        })
+    }
+
+    /// Makes sure the repository exists: describes it, and creates it (with the requested
+    /// mutability, scan-on-push and a `created-by` tag) when missing and allowed. A create that
+    /// races another job's create counts as success.
+    pub async fn ensure_repository(&self, request: &Request) -> Result<Repository, Error> {
+        let name = &request.repository;
+        match self
+            .client
+            .describe_repositories()
+            .set_registry_id(self.registry_id.clone())
+            .repository_names(name)
+            .send()
+            .await
+        {
+            Ok(answer) => {
+                let uri = answer
+                    .repositories()
+                    .first()
+                    .and_then(|r| r.repository_uri())
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(Repository {
+                    name: name.clone(),
+                    uri,
+                    created: false,
+                });
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) => {}
+            Err(e) => return Err(api_error(format!("describing repository `{name}`"), &e)),
+        }
+        if !request.create_repository {
+            return Err(Error::RepositoryMissing {
+                repository: name.clone(),
+                region: self.region.clone(),
+            });
+        }
+        let tag = Tag::builder()
+            .key("created-by")
+            .value("ecr-multiarch")
+            .build()
+            .map_err(|e| Error::UnexpectedAnswer(e.to_string()))?;
+        let mutability = match request.image_tag_mutability {
+            TagMutability::Mutable => ImageTagMutability::Mutable,
+            TagMutability::Immutable => ImageTagMutability::Immutable,
+        };
+        match self
+            .client
+            .create_repository()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(name)
+            .image_tag_mutability(mutability)
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(request.scan_on_push)
+                    .build(),
+            )
+            .tags(tag)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(Repository {
+                name: name.clone(),
+                uri: answer
+                    .repository()
+                    .and_then(|r| r.repository_uri())
+                    .unwrap_or_default()
+                    .to_owned(),
+                created: true,
+            }),
+            // Another job of the same matrix created it between our describe and create.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_already_exists_exception()) =>
+            {
+                Ok(Repository {
+                    name: name.clone(),
+                    uri: String::new(),
+                    created: false,
+                })
+            }
+            Err(e) => Err(api_error(format!("creating repository `{name}`"), &e)),
+        }
+    }
+}

@@ -1,0 +1,734 @@
+//! Every input of the action, read once: CLI flags win over `INPUT_<NAME>` variables (the
+//! runner upper-cases names and keeps hyphens: `INPUT_AWS-REGION`), an empty value means
+//! "not given", and all validation happens here, before anything is created, built or pushed.
+//!
+//! This is the only module that reads configuration from the environment. Its only other I/O
+//! is checking that the context folder and the Dockerfile exist.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+
+use crate::platform::Platform;
+
+/// The names of every input, exactly as `action.yml` declares them.
+pub mod names {
+    /// ECR repository name.
+    pub const REPOSITORY: &str = "repository";
+    /// Build context folder.
+    pub const CONTEXT: &str = "context";
+    /// Dockerfile path.
+    pub const FILE: &str = "file";
+    /// Platforms to build.
+    pub const PLATFORMS: &str = "platforms";
+    /// Tags for the index.
+    pub const TAGS: &str = "tags";
+    /// Build arguments.
+    pub const BUILD_ARGS: &str = "build-args";
+    /// Build stage.
+    pub const TARGET: &str = "target";
+    /// Image labels.
+    pub const LABELS: &str = "labels";
+    /// Network mode for `RUN` steps.
+    pub const NETWORK: &str = "network";
+    /// Build without cache.
+    pub const NO_CACHE: &str = "no-cache";
+    /// Region of the registry.
+    pub const AWS_REGION: &str = "aws-region";
+    /// Account id of the registry.
+    pub const REGISTRY_ID: &str = "registry-id";
+    /// Registry host override.
+    pub const REGISTRY: &str = "registry";
+    /// Create the repository when missing.
+    pub const CREATE_REPOSITORY: &str = "create-repository";
+    /// Tag mutability for a created repository.
+    pub const IMAGE_TAG_MUTABILITY: &str = "image-tag-mutability";
+    /// Scan on push for a created repository.
+    pub const SCAN_ON_PUSH: &str = "scan-on-push";
+    /// Per-platform tags.
+    pub const ARCH_TAGS: &str = "arch-tags";
+
+    /// Every input, in `action.yml` order.
+    pub const ALL: &[&str] = &[
+        REPOSITORY,
+        CONTEXT,
+        FILE,
+        PLATFORMS,
+        TAGS,
+        BUILD_ARGS,
+        TARGET,
+        LABELS,
+        NETWORK,
+        NO_CACHE,
+        AWS_REGION,
+        REGISTRY_ID,
+        REGISTRY,
+        CREATE_REPOSITORY,
+        IMAGE_TAG_MUTABILITY,
+        SCAN_ON_PUSH,
+        ARCH_TAGS,
+    ];
+}
+
+/// Build a container image for several platforms and publish it to Amazon ECR as one
+/// multi-arch image. Every flag can also be given as the `INPUT_<NAME>` variable a GitHub
+/// runner sets; a flag wins over its variable, and an empty value counts as not given.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "ecr-multiarch", version, about, long_about = None)]
+pub struct Args {
+    /// ECR repository name, e.g. `team/api` (created if missing)
+    #[arg(long, env = "INPUT_REPOSITORY")]
+    pub repository: Option<String>,
+    /// Build context folder [default: .]
+    #[arg(long, env = "INPUT_CONTEXT")]
+    pub context: Option<String>,
+    /// Dockerfile path [default: Dockerfile in the context]
+    #[arg(long, env = "INPUT_FILE")]
+    pub file: Option<String>,
+    /// Platforms, comma- or newline-separated `os/arch[/variant]` [default: linux/amd64,linux/arm64]
+    #[arg(long, env = "INPUT_PLATFORMS")]
+    pub platforms: Option<String>,
+    /// Tags, comma- or newline-separated; the index is pushed under each [default: latest]
+    #[arg(long, env = "INPUT_TAGS")]
+    pub tags: Option<String>,
+    /// Build arguments, newline-separated `KEY=VALUE`
+    #[arg(long = "build-args", env = "INPUT_BUILD-ARGS")]
+    pub build_args: Option<String>,
+    /// Build stage to stop at
+    #[arg(long, env = "INPUT_TARGET")]
+    pub target: Option<String>,
+    /// Labels added to every image, newline-separated `KEY=VALUE`
+    #[arg(long, env = "INPUT_LABELS")]
+    pub labels: Option<String>,
+    /// Network mode for `RUN` steps: `default`, `host` or `none`
+    #[arg(long, env = "INPUT_NETWORK")]
+    pub network: Option<String>,
+    /// Build without cache: `true` or `false` [default: false]
+    #[arg(long = "no-cache", env = "INPUT_NO-CACHE")]
+    pub no_cache: Option<String>,
+    /// Region of the registry [default: $AWS_REGION, then $AWS_DEFAULT_REGION]
+    #[arg(long = "aws-region", env = "INPUT_AWS-REGION")]
+    pub aws_region: Option<String>,
+    /// Account id of the registry, for cross-account pushes [default: the caller's account]
+    #[arg(long = "registry-id", env = "INPUT_REGISTRY-ID")]
+    pub registry_id: Option<String>,
+    /// Registry `host[:port]` to push to; loopback hosts use plain HTTP [default: ECR's proxy endpoint]
+    #[arg(long, env = "INPUT_REGISTRY")]
+    pub registry: Option<String>,
+    /// Create the repository when missing: `true` or `false` [default: true]
+    #[arg(long = "create-repository", env = "INPUT_CREATE-REPOSITORY")]
+    pub create_repository: Option<String>,
+    /// Tag mutability of a created repository: `MUTABLE` or `IMMUTABLE` [default: MUTABLE]
+    #[arg(long = "image-tag-mutability", env = "INPUT_IMAGE-TAG-MUTABILITY")]
+    pub image_tag_mutability: Option<String>,
+    /// Scan on push for a created repository: `true` or `false` [default: true]
+    #[arg(long = "scan-on-push", env = "INPUT_SCAN-ON-PUSH")]
+    pub scan_on_push: Option<String>,
+    /// Also tag each platform image `<first tag>-<arch>`: `true` or `false` [default: true]
+    #[arg(long = "arch-tags", env = "INPUT_ARCH-TAGS")]
+    pub arch_tags: Option<String>,
+
+    /// Region fallback, as the AWS CLI reads it.
+    #[arg(long, env = "AWS_REGION", hide = true)]
+    pub env_aws_region: Option<String>,
+    /// Second region fallback.
+    #[arg(long, env = "AWS_DEFAULT_REGION", hide = true)]
+    pub env_aws_default_region: Option<String>,
+    /// Set to `true` by GitHub runners: workflow commands go to stdout.
+    #[arg(long, env = "GITHUB_ACTIONS", hide = true)]
+    pub env_github_actions: Option<String>,
+    /// The runner's outputs file.
+    #[arg(long, env = "GITHUB_OUTPUT", hide = true)]
+    pub env_github_output: Option<String>,
+    /// The runner's job summary file.
+    #[arg(long, env = "GITHUB_STEP_SUMMARY", hide = true)]
+    pub env_github_step_summary: Option<String>,
+}
+
+/// A refused input: which one, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid input `{input}`: {message}")]
+pub struct InputError {
+    /// The input's name as in `action.yml`.
+    pub input: &'static str,
+    /// What is wrong and the accepted form.
+    pub message: String,
+}
+
+impl InputError {
+    fn new(input: &'static str, message: impl Into<String>) -> Self {
+        InputError {
+            input,
+            message: message.into(),
+        }
+    }
+}
+
+/// Network mode for `RUN` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The daemon's default network.
+    Default,
+    /// The host's network.
+    Host,
+    /// No network.
+    None,
+}
+
+impl NetworkMode {
+    /// The name the Engine API expects.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Default => "default",
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+        }
+    }
+}
+
+/// Tag mutability applied to a repository we create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagMutability {
+    /// Tags may be moved.
+    Mutable,
+    /// A tag, once pushed, cannot be moved.
+    Immutable,
+}
+
+impl fmt::Display for TagMutability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TagMutability::Mutable => "MUTABLE",
+            TagMutability::Immutable => "IMMUTABLE",
+        })
+    }
+}
+
+/// Where the run reports to: a GitHub runner, or a terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Runner {
+    /// Running inside GitHub Actions (`GITHUB_ACTIONS=true`).
+    pub github_actions: bool,
+    /// `$GITHUB_OUTPUT`, when set.
+    pub output_file: Option<PathBuf>,
+    /// `$GITHUB_STEP_SUMMARY`, when set.
+    pub summary_file: Option<PathBuf>,
+}
+
+/// The validated request: the only form of the inputs that travels further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// ECR repository name.
+    pub repository: String,
+    /// Build context folder.
+    pub context: PathBuf,
+    /// Dockerfile path (exists; may be outside the context).
+    pub dockerfile: PathBuf,
+    /// Platforms, in the order given, no duplicates.
+    pub platforms: Vec<Platform>,
+    /// Tags for the index, in the order given, no duplicates.
+    pub tags: Vec<String>,
+    /// Build arguments.
+    pub build_args: BTreeMap<String, String>,
+    /// Build stage.
+    pub target: Option<String>,
+    /// Labels for every image.
+    pub labels: BTreeMap<String, String>,
+    /// Network mode for `RUN` steps; `None` is the daemon default.
+    pub network: Option<NetworkMode>,
+    /// Build without cache.
+    pub no_cache: bool,
+    /// Region of the registry.
+    pub aws_region: String,
+    /// Account id of the registry.
+    pub registry_id: Option<String>,
+    /// Registry host override.
+    pub registry: Option<String>,
+    /// Create the repository when missing.
+    pub create_repository: bool,
+    /// Tag mutability for a created repository.
+    pub image_tag_mutability: TagMutability,
+    /// Scan on push for a created repository.
+    pub scan_on_push: bool,
+    /// Tag each platform image `<first tag>-<arch>`.
+    pub arch_tags: bool,
+    /// Where to report.
+    pub runner: Runner,
+}
+
+/// An input's value, or `None` when it was not given or given empty (the runner passes `""`
+/// for every input a workflow leaves out).
+fn given(value: Option<&String>) -> Option<&str> {
+    value.map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// Splits a comma- or newline-separated list, dropping empty items.
+fn list(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split([',', '\n'])
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+/// Booleans as the Actions toolkit's `getBooleanInput` reads them.
+fn boolean(input: &'static str, value: Option<&String>, default: bool) -> Result<bool, InputError> {
+    match given(value) {
+        None => Ok(default),
+        Some("true" | "True" | "TRUE") => Ok(true),
+        Some("false" | "False" | "FALSE") => Ok(false),
+        Some(other) => Err(InputError::new(
+            input,
+            format!("`{other}` is not a boolean: use `true` or `false`"),
+        )),
+    }
+}
+
+/// ECR's repository name rule: lowercase path components separated by `/`, each made of
+/// alphanumerics joined by single `.`, `_` or `-`; 2 to 256 characters.
+fn repository(value: Option<&String>) -> Result<String, InputError> {
+    let name = given(value).ok_or_else(|| {
+        InputError::new(
+            names::REPOSITORY,
+            "a repository name is required, e.g. `team/api`",
+        )
+    })?;
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.split(['.', '_', '-']).all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    };
+    if !(2..=256).contains(&name.len()) || !name.split('/').all(component_ok) {
+        return Err(InputError::new(
+            names::REPOSITORY,
+            format!(
+                "`{name}` is not an ECR repository name: use 2 to 256 lowercase letters, digits and \
+                 single `.`, `_` or `-` between them, with `/` between path parts (e.g. `team/api`); \
+                 give the name only, not the registry host"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The registry tag grammar (distribution spec): `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn is_tag(tag: &str) -> bool {
+    let mut bytes = tag.bytes();
+    tag.len() <= 128
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn tags(value: Option<&String>) -> Result<Vec<String>, InputError> {
+    let mut tags: Vec<String> = Vec::new();
+    for tag in list(given(value).unwrap_or("latest")) {
+        if !is_tag(tag) {
+            return Err(InputError::new(
+                names::TAGS,
+                format!(
+                    "`{tag}` is not a valid tag: use up to 128 letters, digits, `_`, `.` and `-`, \
+                     not starting with `.` or `-`"
+                ),
+            ));
+        }
+        if tags.iter().any(|t| t == tag) {
+            return Err(InputError::new(
+                names::TAGS,
+                format!("`{tag}` is listed twice"),
+            ));
+        }
+        tags.push(tag.to_owned());
+    }
+    if tags.is_empty() {
+        return Err(InputError::new(names::TAGS, "no tag given"));
+    }
+    Ok(tags)
+}
+
+fn platforms(value: Option<&String>) -> Result<Vec<Platform>, InputError> {
+    let mut platforms: Vec<Platform> = Vec::new();
+    for text in list(given(value).unwrap_or("linux/amd64,linux/arm64")) {
+        let platform: Platform =
+            text.parse()
+                .map_err(|e: crate::platform::PlatformParseError| {
+                    InputError::new(names::PLATFORMS, e.to_string())
+                })?;
+        if let Some(earlier) = platforms
+            .iter()
+            .find(|p| p.normalized() == platform.normalized())
+        {
+            return Err(InputError::new(
+                names::PLATFORMS,
+                format!("`{platform}` is listed twice (as `{earlier}` before)"),
+            ));
+        }
+        platforms.push(platform);
+    }
+    if platforms.is_empty() {
+        return Err(InputError::new(names::PLATFORMS, "no platform given"));
+    }
+    Ok(platforms)
+}
+
+/// Newline-separated `KEY=VALUE` pairs; the value may contain `=` and may be empty.
+fn key_values(
+    input: &'static str,
+    value: Option<&String>,
+) -> Result<BTreeMap<String, String>, InputError> {
+    let mut pairs = BTreeMap::new();
+    for line in given(value).unwrap_or("").lines().map(str::trim) {
+        if line.is_empty() {
+            continue;
+        }
+        let Some((key, val)) = line.split_once('=') else {
+            return Err(InputError::new(
+                input,
+                format!("`{line}` is not `KEY=VALUE`: give one pair per line"),
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(InputError::new(
+                input,
+                format!("`{line}` has no usable key: give `KEY=VALUE` with a key without spaces"),
+            ));
+        }
+        if pairs.insert(key.to_owned(), val.to_owned()).is_some() {
+            return Err(InputError::new(input, format!("`{key}` is given twice")));
+        }
+    }
+    Ok(pairs)
+}
+
+fn target(value: Option<&String>) -> Result<Option<String>, InputError> {
+    let Some(stage) = given(value) else {
+        return Ok(None);
+    };
+    let ok = stage
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && stage
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if !ok {
+        return Err(InputError::new(
+            names::TARGET,
+            format!("`{stage}` is not a stage name: use letters, digits, `_`, `.` and `-`, starting with a letter"),
+        ));
+    }
+    Ok(Some(stage.to_owned()))
+}
+
+fn network(value: Option<&String>) -> Result<Option<NetworkMode>, InputError> {
+    match given(value) {
+        None => Ok(None),
+        Some("default") => Ok(Some(NetworkMode::Default)),
+        Some("host") => Ok(Some(NetworkMode::Host)),
+        Some("none") => Ok(Some(NetworkMode::None)),
+        Some(other) => Err(InputError::new(
+            names::NETWORK,
+            format!("`{other}` is not a network mode: use `default`, `host` or `none`"),
+        )),
+    }
+}
+
+/// An AWS region name such as `us-east-1`, `eu-central-2` or `us-gov-west-1`.
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn aws_region(args: &Args) -> Result<String, InputError> {
+    let region = given(args.aws_region.as_ref())
+        .or_else(|| given(args.env_aws_region.as_ref()))
+        .or_else(|| given(args.env_aws_default_region.as_ref()))
+        .ok_or_else(|| {
+            InputError::new(
+                names::AWS_REGION,
+                "no region given: set the `aws-region` input, or `AWS_REGION` (e.g. with aws-actions/configure-aws-credentials)",
+            )
+        })?;
+    if !is_region(region) {
+        return Err(InputError::new(
+            names::AWS_REGION,
+            format!("`{region}` is not an AWS region name, like `us-east-1`"),
+        ));
+    }
+    Ok(region.to_owned())
+}
+
+fn registry_id(value: Option<&String>) -> Result<Option<String>, InputError> {
+    let Some(id) = given(value) else {
+        return Ok(None);
+    };
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(InputError::new(
+            names::REGISTRY_ID,
+            format!("`{id}` is not an AWS account id: use its 12 digits"),
+        ));
+    }
+    Ok(Some(id.to_owned()))
+}
+
+/// `host[:port]`, no scheme and no path.
+fn registry(value: Option<&String>) -> Result<Option<String>, InputError> {
+    let Some(host) = given(value) else {
+        return Ok(None);
+    };
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && (name.starts_with('[') && name.ends_with(']')
+            || name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host.contains("://") || host.contains('/') || !name_ok || !port_ok {
+        return Err(InputError::new(
+            names::REGISTRY,
+            format!("`{host}` is not a registry address: use `host` or `host:port`, without a scheme or path"),
+        ));
+    }
+    Ok(Some(host.to_owned()))
+}
+
+fn tag_mutability(value: Option<&String>) -> Result<TagMutability, InputError> {
+    match given(value) {
+        None | Some("MUTABLE") => Ok(TagMutability::Mutable),
+        Some("IMMUTABLE") => Ok(TagMutability::Immutable),
+        Some(other) => Err(InputError::new(
+            names::IMAGE_TAG_MUTABILITY,
+            format!("`{other}` is not a tag mutability: use `MUTABLE` or `IMMUTABLE`"),
+        )),
+    }
+}
+
+fn context(value: Option<&String>) -> Result<PathBuf, InputError> {
+    let path = PathBuf::from(given(value).unwrap_or("."));
+    if !path.is_dir() {
+        return Err(InputError::new(
+            names::CONTEXT,
+            format!(
+                "`{}` is not a folder: give the build context relative to the workspace",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+fn dockerfile(value: Option<&String>, context: &Path) -> Result<PathBuf, InputError> {
+    let path = given(value).map_or_else(|| context.join("Dockerfile"), PathBuf::from);
+    if !path.is_file() {
+        return Err(InputError::new(
+            names::FILE,
+            format!(
+                "`{}` is not a file: give the Dockerfile's path relative to the workspace{}",
+                path.display(),
+                if given(value).is_none() {
+                    " (the default is `Dockerfile` in the context)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+impl TryFrom<Args> for Request {
+    type Error = InputError;
+
+    fn try_from(args: Args) -> Result<Self, Self::Error> {
+        // Cheap, pure checks first, file-system checks last, in action.yml order otherwise.
+        let repository = repository(args.repository.as_ref())?;
+        let platforms = platforms(args.platforms.as_ref())?;
+        let tags = tags(args.tags.as_ref())?;
+        let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
+        let target = target(args.target.as_ref())?;
+        let labels = key_values(names::LABELS, args.labels.as_ref())?;
+        let network = network(args.network.as_ref())?;
+        let no_cache = boolean(names::NO_CACHE, args.no_cache.as_ref(), false)?;
+        let aws_region = aws_region(&args)?;
+        let registry_id = registry_id(args.registry_id.as_ref())?;
+        let registry = registry(args.registry.as_ref())?;
+        let create_repository = boolean(
+            names::CREATE_REPOSITORY,
+            args.create_repository.as_ref(),
+            true,
+        )?;
+        let image_tag_mutability = tag_mutability(args.image_tag_mutability.as_ref())?;
+        let scan_on_push = boolean(names::SCAN_ON_PUSH, args.scan_on_push.as_ref(), true)?;
+        let arch_tags = boolean(names::ARCH_TAGS, args.arch_tags.as_ref(), true)?;
+        if arch_tags {
+            // `<first tag>-<arch>` must itself be a tag; a 128-character first tag leaves no room.
+            for platform in &platforms {
+                let tag = format!("{}-{}", tags[0], platform.tag_suffix());
+                if !is_tag(&tag) {
+                    return Err(InputError::new(
+                        names::TAGS,
+                        format!("the per-platform tag `{tag}` would be longer than 128 characters: shorten the first tag or set `arch-tags: false`"),
+                    ));
+                }
+            }
+        }
+        let context = context(args.context.as_ref())?;
+        let dockerfile = dockerfile(args.file.as_ref(), &context)?;
+        let runner = Runner {
+            github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
+            output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
+            summary_file: given(args.env_github_step_summary.as_ref()).map(PathBuf::from),
+        };
+        Ok(Request {
+            repository,
+            context,
+            dockerfile,
+            platforms,
+            tags,
+            build_args,
+            target,
+            labels,
+            network,
+            no_cache,
+            aws_region,
+            registry_id,
+            registry,
+            create_repository,
+            image_tag_mutability,
+            scan_on_push,
+            arch_tags,
+            runner,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn args() -> Args {
+        Args {
+            repository: Some("team/api".into()),
+            context: Some(env!("CARGO_MANIFEST_DIR").to_owned() + "/examples/hello"),
+            aws_region: Some("us-east-1".into()),
+            ..Args::default()
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let request = Request::try_from(args()).expect("valid");
+        assert_eq!(request.tags, vec!["latest"]);
+        assert_eq!(
+            request
+                .platforms
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec!["linux/amd64", "linux/arm64"]
+        );
+        assert!(request.create_repository && request.scan_on_push && request.arch_tags);
+        assert!(!request.no_cache);
+        assert_eq!(request.image_tag_mutability, TagMutability::Mutable);
+        assert!(request.dockerfile.ends_with("examples/hello/Dockerfile"));
+    }
+
+    #[test]
+    fn empty_strings_mean_not_given() {
+        let request = Request::try_from(Args {
+            tags: Some(String::new()),
+            platforms: Some("  ".into()),
+            network: Some(String::new()),
+            arch_tags: Some(String::new()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(request.tags, vec!["latest"]);
+        assert_eq!(request.platforms.len(), 2);
+        assert_eq!(request.network, None);
+    }
+
+    #[test]
+    fn region_falls_back_to_the_environment_names() {
+        let request = Request::try_from(Args {
+            aws_region: Some(String::new()),
+            env_aws_region: None,
+            env_aws_default_region: Some("eu-west-2".into()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(request.aws_region, "eu-west-2");
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_newlines() {
+        let request = Request::try_from(Args {
+            tags: Some("v1, stable\nedge\n".into()),
+            build_args: Some("A=1\nB=x=y\n\nC=".into()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(request.tags, vec!["v1", "stable", "edge"]);
+        assert_eq!(request.build_args["B"], "x=y");
+        assert_eq!(request.build_args["C"], "");
+    }
+
+    #[rstest]
+    #[case::missing_repository(Args { repository: None, ..args() }, "repository")]
+    #[case::uppercase_repository(Args { repository: Some("Team/API".into()), ..args() }, "repository")]
+    #[case::registry_in_repository(Args { repository: Some("1.dkr.ecr.us-east-1.amazonaws.com/x".into()), ..args() }, "repository")]
+    #[case::double_separator(Args { repository: Some("team//api".into()), ..args() }, "repository")]
+    #[case::bad_platform(Args { platforms: Some("linux".into()), ..args() }, "platforms")]
+    #[case::duplicate_platform(Args { platforms: Some("linux/arm64,linux/arm64/v8".into()), ..args() }, "platforms")]
+    #[case::bad_tag(Args { tags: Some("-latest".into()), ..args() }, "tags")]
+    #[case::long_tag(Args { tags: Some("a".repeat(129)), ..args() }, "tags")]
+    #[case::duplicate_tag(Args { tags: Some("a,a".into()), ..args() }, "tags")]
+    #[case::arch_tag_too_long(Args { tags: Some("a".repeat(125)), ..args() }, "tags")]
+    #[case::build_arg_without_equals(Args { build_args: Some("NOPE".into()), ..args() }, "build-args")]
+    #[case::label_without_key(Args { labels: Some("=x".into()), ..args() }, "labels")]
+    #[case::bad_target(Args { target: Some("1stage".into()), ..args() }, "target")]
+    #[case::bad_network(Args { network: Some("bridge0".into()), ..args() }, "network")]
+    #[case::bad_boolean(Args { no_cache: Some("yes".into()), ..args() }, "no-cache")]
+    #[case::no_region(Args { aws_region: None, ..args() }, "aws-region")]
+    #[case::bad_region(Args { aws_region: Some("useast1".into()), ..args() }, "aws-region")]
+    #[case::bad_registry_id(Args { registry_id: Some("1234".into()), ..args() }, "registry-id")]
+    #[case::registry_with_scheme(Args { registry: Some("https://x.example".into()), ..args() }, "registry")]
+    #[case::bad_mutability(Args { image_tag_mutability: Some("mutable".into()), ..args() }, "image-tag-mutability")]
+    #[case::missing_context(Args { context: Some("/nonexistent".into()), ..args() }, "context")]
+    #[case::missing_file(Args { file: Some("/nonexistent/Dockerfile".into()), ..args() }, "file")]
+    fn refuses_bad_input_naming_it(#[case] args: Args, #[case] input: &str) {
+        let error = Request::try_from(args).expect_err("invalid");
+        assert_eq!(error.input, input, "{error}");
+    }
+
+    #[rstest]
+    #[case("127.0.0.1:5000")]
+    #[case("localhost")]
+    #[case("123456789012.dkr.ecr.us-east-1.amazonaws.com")]
+    #[case("[::1]:5000")]
+    fn accepts_registry_addresses(#[case] host: &str) {
+        let request = Request::try_from(Args {
+            registry: Some(host.into()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(request.registry.as_deref(), Some(host));
+    }
+}
