@@ -117,6 +117,8 @@ impl BuildSettings {
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// The daemon's own platform, where `FROM --platform=$BUILDPLATFORM` stages run.
+    build_platform: Platform,
 }
 
 /// Progress of one BuildKit step, for numbering and the failure report.
@@ -137,7 +139,19 @@ impl Engine {
             .negotiate_version()
             .await
             .map_err(|source| Error::Connect { source })?;
-        Ok(Engine { docker })
+        let version = docker
+            .version()
+            .await
+            .map_err(|source| Error::Connect { source })?;
+        let build_platform = Platform {
+            os: version.os.unwrap_or_else(|| "linux".to_owned()),
+            architecture: version.arch.unwrap_or_else(|| "amd64".to_owned()),
+            variant: None,
+        };
+        Ok(Engine {
+            docker,
+            build_platform,
+        })
     }
 
     /// Builds the context for one platform with BuildKit, streaming progress to the console
@@ -152,7 +166,7 @@ impl Engine {
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let session = uuid::Uuid::new_v4().to_string();
-        let build_args = platform_build_args(platform, &settings.build_args);
+        let build_args = platform_build_args(platform, &self.build_platform, &settings.build_args);
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&context.dockerfile)
             .platform(&group)
@@ -361,15 +375,20 @@ impl Engine {
     }
 }
 
-/// The build arguments with BuildKit's automatic platform arguments made explicit. BuildKit
+/// The build arguments with BuildKit's automatic platform arguments (`TARGET*`, `BUILD*`)
+/// made explicit. BuildKit
 /// 0.8 (Docker 20.10) lets a global `ARG TARGETARCH` without a default shadow the automatic
 /// value with an empty one, which breaks `FROM base:${TARGETARCH}`; passing the values as
 /// build arguments gives every daemon version the same result. The user's values win.
 fn platform_build_args(
     platform: &Platform,
+    build_platform: &Platform,
     user_args: &HashMap<String, String>,
 ) -> HashMap<String, String> {
     let mut args = HashMap::from([
+        ("BUILDPLATFORM".to_owned(), build_platform.to_string()),
+        ("BUILDOS".to_owned(), build_platform.os.clone()),
+        ("BUILDARCH".to_owned(), build_platform.architecture.clone()),
         ("TARGETPLATFORM".to_owned(), platform.to_string()),
         ("TARGETOS".to_owned(), platform.os.clone()),
         ("TARGETARCH".to_owned(), platform.architecture.clone()),

@@ -304,6 +304,15 @@ fn repository(value: Option<&String>) -> Result<String, InputError> {
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             })
     };
+    if let Some((host, rest)) = name
+        .split_once('/')
+        .filter(|(h, _)| h.contains(".dkr.ecr."))
+    {
+        return Err(InputError::new(
+            names::REPOSITORY,
+            format!("`{name}` is a repository URI: give the name only (`{rest}`); set `registry-id` for another account's `{host}`"),
+        ));
+    }
     if !(2..=256).contains(&name.len()) || !name.split('/').all(component_ok) {
         return Err(InputError::new(
             names::REPOSITORY,

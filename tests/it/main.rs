@@ -1,0 +1,376 @@
+//! Integration tests against the real testbed (`scripts/testbed up`): dockerd with BuildKit and
+//! QEMU, docker-registry on 127.0.0.1:5000 and moto on 127.0.0.1:5001. One binary, so that it
+//! links once. A missing testbed fails loudly; nothing is skipped.
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc, missing_docs)]
+
+mod build;
+mod inputs;
+mod testbed;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+/// The testbed's addresses and credentials, from `scripts/testbed env`.
+pub struct Testbed {
+    pub registry: String,
+    pub moto_url: String,
+    pub user: String,
+    pub password: String,
+    /// A docker CLI config folder logged in to the registry (for pulls in assertions).
+    pub docker_config: PathBuf,
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "`{name}` is not set: the integration tests need the testbed. Run \
+             `scripts/testbed up && eval \"$(scripts/testbed env)\"` first, or `scripts/test`"
+        )
+    })
+}
+
+/// The testbed, checked once to answer.
+pub fn testbed() -> &'static Testbed {
+    static TESTBED: OnceLock<Testbed> = OnceLock::new();
+    TESTBED.get_or_init(|| {
+        let registry = required("TESTBED_REGISTRY");
+        let user = required("TESTBED_REGISTRY_USER");
+        let password = required("TESTBED_REGISTRY_PASSWORD");
+        let docker_config = std::env::temp_dir().join("ecr-multiarch-it-docker-config");
+        std::fs::create_dir_all(&docker_config).unwrap();
+        let mut login = Command::new("docker")
+            .env("DOCKER_CONFIG", &docker_config)
+            .args(["login", &registry, "-u", &user, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the docker CLI runs");
+        std::io::Write::write_all(login.stdin.as_mut().unwrap(), password.as_bytes()).unwrap();
+        let out = login.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker login to the testbed registry failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Testbed {
+            registry,
+            moto_url: required("TESTBED_MOTO_URL"),
+            user,
+            password,
+            docker_config,
+        }
+    })
+}
+
+/// A repository name no other test uses.
+pub fn unique_repository(prefix: &str) -> String {
+    format!(
+        "it/{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// Runs a command and returns its output, failing the test with stderr when it cannot start.
+pub fn command(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("DOCKER_CONFIG", &testbed().docker_config)
+        .output()
+        .unwrap_or_else(|e| panic!("running `{program}`: {e}"))
+}
+
+/// What one run of the binary did.
+pub struct RunResult {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    /// Parsed `GITHUB_OUTPUT` (empty when not run as on a runner).
+    pub outputs: BTreeMap<String, String>,
+    pub summary: String,
+}
+
+impl RunResult {
+    /// The outputs JSON printed on stdout.
+    pub fn json(&self) -> serde_json::Value {
+        let start = self.stdout.find("\n{").map_or(0, |i| i + 1);
+        serde_json::from_str(&self.stdout[start..]).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not the outputs JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "the run failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// The one `::error` line.
+    pub fn error_line(&self) -> String {
+        let lines: Vec<&str> = self
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("::error"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one ::error line\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+        lines[0].to_owned()
+    }
+}
+
+/// A run of `ecr-multiarch` as a GitHub runner would start it (inputs as `INPUT_*`, hyphens
+/// kept) or as a CLI user would (flags).
+pub struct Run {
+    inputs: BTreeMap<String, String>,
+    flags: Vec<String>,
+    github: bool,
+}
+
+impl Run {
+    /// A run against the testbed registry with network `host` (the testbed has no bridge).
+    pub fn new(repository: &str, context: &Path) -> Run {
+        let mut run = Run {
+            inputs: BTreeMap::new(),
+            flags: Vec::new(),
+            github: true,
+        };
+        run.input("repository", repository)
+            .input("context", context.to_str().unwrap())
+            .input("registry", &testbed().registry)
+            .input("network", "host");
+        run
+    }
+
+    pub fn input(&mut self, name: &str, value: &str) -> &mut Run {
+        self.inputs.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub fn flag(&mut self, name: &str, value: &str) -> &mut Run {
+        self.flags.push(format!("--{name}"));
+        self.flags.push(value.to_owned());
+        self
+    }
+
+    pub fn run(&self) -> RunResult {
+        let files = tempfile::tempdir().unwrap();
+        let output_file = files.path().join("output");
+        let summary_file = files.path().join("summary");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ecr-multiarch"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("INPUT_") || key.starts_with("GITHUB_") {
+                command.env_remove(key);
+            }
+        }
+        for (name, value) in &self.inputs {
+            command.env(format!("INPUT_{}", name.to_uppercase()), value);
+        }
+        if self.github {
+            command
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_OUTPUT", &output_file)
+                .env("GITHUB_STEP_SUMMARY", &summary_file);
+        }
+        let output = command.args(&self.flags).output().unwrap();
+        RunResult {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            outputs: std::fs::read_to_string(&output_file)
+                .map(|text| parse_outputs(&text))
+                .unwrap_or_default(),
+            summary: std::fs::read_to_string(&summary_file).unwrap_or_default(),
+        }
+    }
+}
+
+/// Parses the heredoc form of `GITHUB_OUTPUT`.
+pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
+    let mut outputs = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let (name, delimiter) = line.split_once("<<").expect("heredoc output");
+        let mut value = Vec::new();
+        for line in lines.by_ref() {
+            if line == delimiter {
+                break;
+            }
+            value.push(line);
+        }
+        outputs.insert(name.to_owned(), value.join("\n"));
+    }
+    outputs
+}
+
+/// What skopeo reads back from the registry for `repository:tag` (raw manifest), or `None`
+/// when the tag does not exist.
+pub fn skopeo_raw(repository: &str, reference: &str) -> Option<serde_json::Value> {
+    let tb = testbed();
+    let separator = if reference.starts_with("sha256:") {
+        "@"
+    } else {
+        ":"
+    };
+    let out = command(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            "--creds",
+            &format!("{}:{}", tb.user, tb.password),
+            &format!(
+                "docker://{}/{repository}{separator}{reference}",
+                tb.registry
+            ),
+        ],
+    );
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("manifest unknown")
+                || stderr.contains("not found")
+                || stderr.contains("name unknown"),
+            "skopeo failed unexpectedly: {stderr}"
+        );
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).expect("skopeo prints JSON"))
+}
+
+/// The sha256 digest of what skopeo reads for `repository:tag`.
+pub fn skopeo_digest(repository: &str, tag: &str) -> Option<String> {
+    let tb = testbed();
+    let out = command(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            &format!("{}:{}", tb.user, tb.password),
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{}/{repository}:{tag}", tb.registry),
+        ],
+    );
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The tags the registry holds for a repository (empty when it has none).
+pub fn registry_tags(repository: &str) -> Vec<String> {
+    let tb = testbed();
+    let out = command(
+        "skopeo",
+        &[
+            "list-tags",
+            "--tls-verify=false",
+            "--creds",
+            &format!("{}:{}", tb.user, tb.password),
+            &format!("docker://{}/{repository}", tb.registry),
+        ],
+    );
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    value["Tags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|t| t.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An ECR client on moto, configured from the environment only.
+pub async fn ecr_client() -> aws_sdk_ecr::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client)
+        .load()
+        .await;
+    aws_sdk_ecr::Client::new(&config)
+}
+
+/// The repository as moto describes it, or `None` when it does not exist.
+pub async fn moto_repository(name: &str) -> Option<aws_sdk_ecr::types::Repository> {
+    match ecr_client()
+        .await
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await
+    {
+        Ok(answer) => answer.repositories().first().cloned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_repository_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("moto DescribeRepositories failed: {e:?}"),
+    }
+}
+
+/// A build context folder with the given files.
+pub fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// Pulls `reference` for a platform and runs `args` in it, returning stdout.
+pub fn run_image(reference: &str, platform: &str, args: &[&str]) -> String {
+    let pull = command("docker", &["pull", "-q", "--platform", platform, reference]);
+    assert!(
+        pull.status.success(),
+        "docker pull {reference} for {platform}: {}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--platform",
+        platform,
+        reference,
+    ];
+    all.extend_from_slice(args);
+    let out = command("docker", &all);
+    assert!(
+        out.status.success(),
+        "docker run {reference} for {platform}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The classic image store keeps one platform per reference: let go of this one so that
+    // the next platform can be pulled under the same digest.
+    command("docker", &["image", "rm", reference]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
