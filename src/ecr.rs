@@ -154,6 +154,45 @@ impl Ecr {
         })
     }
 
+    /// Every tag in the repository (ListImages, all pages); none when it does not exist yet.
+    pub async fn repository_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
+        let mut pages = self
+            .client
+            .list_images()
+            .set_registry_id(self.registry_id.clone())
+            .repository_name(repository)
+            .filter(
+                aws_sdk_ecr::types::ListImagesFilter::builder()
+                    .tag_status(aws_sdk_ecr::types::TagStatus::Tagged)
+                    .build(),
+            )
+            .into_paginator()
+            .send();
+        let mut tags = Vec::new();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => tags.extend(
+                    page.image_ids()
+                        .iter()
+                        .filter_map(|id| id.image_tag().map(str::to_owned)),
+                ),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_repository_not_found_exception()) =>
+                {
+                    return Ok(Vec::new());
+                }
+                Err(e) => {
+                    return Err(api_error(
+                        format!("listing the tags of repository `{repository}`"),
+                        &e,
+                    ))
+                }
+            }
+        }
+        Ok(tags)
+    }
+
     /// Makes sure the repository exists: describes it, and creates it (with the requested
     /// mutability, scan-on-push and a `created-by` tag) when missing and allowed. A create that
     /// races another job's create counts as success.

@@ -100,12 +100,15 @@ pub struct BuildSettings {
 }
 
 impl BuildSettings {
-    /// The build settings of a request.
+    /// The build settings of a request, with the plan's labels.
     #[must_use]
-    pub fn new(request: &Request) -> BuildSettings {
+    pub fn new(
+        request: &Request,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> BuildSettings {
         BuildSettings {
             build_args: request.build_args.clone().into_iter().collect(),
-            labels: request.labels.clone().into_iter().collect(),
+            labels: labels.clone().into_iter().collect(),
             network: request.network.map(crate::inputs::NetworkMode::as_str),
             target: request.target.clone(),
             no_cache: request.no_cache,

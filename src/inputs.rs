@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use crate::platform::Platform;
+use crate::tag_rules::{self, GitRef, TagRule};
 
 /// The names of every input, exactly as `action.yml` declares them.
 pub mod names {
@@ -25,6 +26,8 @@ pub mod names {
     pub const PLATFORMS: &str = "platforms";
     /// Tags for the index.
     pub const TAGS: &str = "tags";
+    /// Rules that derive tags from the git ref.
+    pub const TAG_RULES: &str = "tag-rules";
     /// Build arguments.
     pub const BUILD_ARGS: &str = "build-args";
     /// Build stage.
@@ -49,6 +52,8 @@ pub mod names {
     pub const SCAN_ON_PUSH: &str = "scan-on-push";
     /// Per-platform tags.
     pub const ARCH_TAGS: &str = "arch-tags";
+    /// Token for the GitHub API.
+    pub const GITHUB_TOKEN: &str = "github-token";
 
     /// Every input, in `action.yml` order.
     pub const ALL: &[&str] = &[
@@ -57,6 +62,7 @@ pub mod names {
         FILE,
         PLATFORMS,
         TAGS,
+        TAG_RULES,
         BUILD_ARGS,
         TARGET,
         LABELS,
@@ -69,6 +75,7 @@ pub mod names {
         IMAGE_TAG_MUTABILITY,
         SCAN_ON_PUSH,
         ARCH_TAGS,
+        GITHUB_TOKEN,
     ];
 }
 
@@ -90,9 +97,14 @@ pub struct Args {
     /// Platforms, comma- or newline-separated `os/arch[/variant]` [default: linux/amd64,linux/arm64]
     #[arg(long, env = "INPUT_PLATFORMS")]
     pub platforms: Option<String>,
-    /// Tags, comma- or newline-separated; the index is pushed under each [default: latest]
+    /// Tags, comma- or newline-separated, or full references `<registry>/<repository>:<tag>`;
+    /// the index is pushed under each [default: latest, unless `tag-rules` is given]
     #[arg(long, env = "INPUT_TAGS")]
     pub tags: Option<String>,
+    /// Tag rules, newline-separated: `latest`, `latest=auto`, `raw=<tag>`, `commit`,
+    /// `commit-short`, `branch`, `semver`
+    #[arg(long = "tag-rules", env = "INPUT_TAG-RULES")]
+    pub tag_rules: Option<String>,
     /// Build arguments, newline-separated `KEY=VALUE`
     #[arg(long = "build-args", env = "INPUT_BUILD-ARGS")]
     pub build_args: Option<String>,
@@ -129,6 +141,13 @@ pub struct Args {
     /// Also tag each platform image `<first tag>-<arch>`: `true` or `false` [default: true]
     #[arg(long = "arch-tags", env = "INPUT_ARCH-TAGS")]
     pub arch_tags: Option<String>,
+    /// Token for the GitHub API: a commit status and release notes; empty skips them
+    #[arg(
+        long = "github-token",
+        env = "INPUT_GITHUB-TOKEN",
+        hide_env_values = true
+    )]
+    pub github_token: Option<String>,
 
     /// Region fallback, as the AWS CLI reads it.
     #[arg(long, env = "AWS_REGION", hide = true)]
@@ -145,6 +164,36 @@ pub struct Args {
     /// The runner's job summary file.
     #[arg(long, env = "GITHUB_STEP_SUMMARY", hide = true)]
     pub env_github_step_summary: Option<String>,
+    /// The git ref of the run, e.g. `refs/tags/v1.4.2`.
+    #[arg(long, env = "GITHUB_REF", hide = true)]
+    pub env_github_ref: Option<String>,
+    /// The short ref name, e.g. `v1.4.2`.
+    #[arg(long, env = "GITHUB_REF_NAME", hide = true)]
+    pub env_github_ref_name: Option<String>,
+    /// `branch` or `tag`.
+    #[arg(long, env = "GITHUB_REF_TYPE", hide = true)]
+    pub env_github_ref_type: Option<String>,
+    /// The commit of the run.
+    #[arg(long, env = "GITHUB_SHA", hide = true)]
+    pub env_github_sha: Option<String>,
+    /// The event that started the run, e.g. `push`, `release`.
+    #[arg(long, env = "GITHUB_EVENT_NAME", hide = true)]
+    pub env_github_event_name: Option<String>,
+    /// The event payload file.
+    #[arg(long, env = "GITHUB_EVENT_PATH", hide = true)]
+    pub env_github_event_path: Option<String>,
+    /// `owner/name` of the repository the workflow runs in.
+    #[arg(long, env = "GITHUB_REPOSITORY", hide = true)]
+    pub env_github_repository: Option<String>,
+    /// e.g. `https://github.com`.
+    #[arg(long, env = "GITHUB_SERVER_URL", hide = true)]
+    pub env_github_server_url: Option<String>,
+    /// e.g. `https://api.github.com`; a local fake in tests.
+    #[arg(long, env = "GITHUB_API_URL", hide = true)]
+    pub env_github_api_url: Option<String>,
+    /// Reproducible builds' timestamp, seconds since the epoch.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", hide = true)]
+    pub env_source_date_epoch: Option<String>,
 }
 
 /// A refused input: which one, and what is wrong with it.
@@ -218,6 +267,26 @@ pub struct Runner {
     pub summary_file: Option<PathBuf>,
 }
 
+/// What the runner tells about the workflow run (all optional: other CI systems set what
+/// they can).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitContext {
+    /// The git ref and commit.
+    pub git_ref: GitRef,
+    /// `GITHUB_EVENT_NAME`.
+    pub event_name: Option<String>,
+    /// `GITHUB_REPOSITORY`, `owner/name`.
+    pub repository: Option<String>,
+    /// `GITHUB_SERVER_URL`.
+    pub server_url: String,
+    /// `GITHUB_API_URL`.
+    pub api_url: String,
+    /// When the source was made (RFC 3339): `SOURCE_DATE_EPOCH`, else the pushed commit's (or
+    /// the release's) time from the event payload, else now. A fixed time keeps rebuilds of one
+    /// commit identical, so a re-run pushes the same digest.
+    pub created: String,
+}
+
 /// The validated request: the only form of the inputs that travels further.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -229,8 +298,14 @@ pub struct Request {
     pub dockerfile: PathBuf,
     /// Platforms, in the order given, no duplicates.
     pub platforms: Vec<Platform>,
-    /// Tags for the index, in the order given, no duplicates.
+    /// Tags from the `tags` input, in the order given, no duplicates.
     pub tags: Vec<String>,
+    /// Rules from the `tag-rules` input.
+    pub tag_rules: Vec<TagRule>,
+    /// The run's git ref, for the tag rules and the OCI labels.
+    pub git: GitContext,
+    /// Token for the GitHub API (a secret: never printed).
+    pub github_token: Option<String>,
     /// Build arguments.
     pub build_args: BTreeMap<String, String>,
     /// Build stage.
@@ -336,9 +411,51 @@ fn is_tag(tag: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-fn tags(value: Option<&String>) -> Result<Vec<String>, InputError> {
+/// Where full references in `tags` may point: the `registry` input, or this region's ECR
+/// (of `registry-id` when given).
+struct TagHost<'a> {
+    repository: &'a str,
+    registry: Option<&'a str>,
+    region: &'a str,
+    registry_id: Option<&'a str>,
+}
+
+impl TagHost<'_> {
+    fn accepts(&self, host: &str) -> bool {
+        if let Some(registry) = self.registry {
+            return host == registry;
+        }
+        let Some((account, rest)) = host.split_once('.') else {
+            return false;
+        };
+        account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && self.registry_id.is_none_or(|id| id == account)
+            && rest == format!("dkr.ecr.{}.amazonaws.com", self.region)
+    }
+}
+
+/// The `tags` input: plain tags, or full references as docker/metadata-action gives them,
+/// accepted when they name this repository.
+fn tags(value: Option<&str>, host: &TagHost<'_>) -> Result<Vec<String>, InputError> {
     let mut tags: Vec<String> = Vec::new();
-    for tag in list(given(value).unwrap_or("latest")) {
+    for item in list(value.unwrap_or("")) {
+        let tag = match item.rsplit_once(':') {
+            Some((reference, tag)) if reference.contains('/') && !tag.contains('/') => {
+                let (registry_host, path) = reference.split_once('/').unwrap_or((reference, ""));
+                if path != host.repository || !host.accepts(registry_host) {
+                    return Err(InputError::new(
+                        names::TAGS,
+                        format!(
+                            "`{item}` names another repository: a full reference must be `<registry>/{}:<tag>` with this run's registry",
+                            host.repository
+                        ),
+                    ));
+                }
+                tag
+            }
+            _ => item,
+        };
         if !is_tag(tag) {
             return Err(InputError::new(
                 names::TAGS,
@@ -356,10 +473,70 @@ fn tags(value: Option<&String>) -> Result<Vec<String>, InputError> {
         }
         tags.push(tag.to_owned());
     }
-    if tags.is_empty() {
-        return Err(InputError::new(names::TAGS, "no tag given"));
-    }
     Ok(tags)
+}
+
+fn rules(value: Option<&String>) -> Result<Vec<TagRule>, InputError> {
+    let mut rules = Vec::new();
+    for line in given(value).unwrap_or("").lines().map(str::trim) {
+        if line.is_empty() {
+            continue;
+        }
+        let rule: TagRule = line.parse().map_err(|e: tag_rules::TagRuleParseError| {
+            InputError::new(names::TAG_RULES, e.to_string())
+        })?;
+        if let TagRule::Raw(tag) = &rule {
+            if !is_tag(tag) {
+                return Err(InputError::new(
+                    names::TAG_RULES,
+                    format!("`{line}`: `{tag}` is not a valid tag"),
+                ));
+            }
+        }
+        rules.push(rule);
+    }
+    Ok(rules)
+}
+
+/// The time the source was made, as an RFC 3339 UTC timestamp (see [`GitContext::created`]).
+fn created(args: &Args) -> String {
+    let from_epoch = given(args.env_source_date_epoch.as_ref())
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0));
+    // The runner's event payload: a push names its head commit's time, a release its own.
+    let from_event = || {
+        let path = given(args.env_github_event_path.as_ref())?;
+        let payload: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let timestamp = payload["head_commit"]["timestamp"]
+            .as_str()
+            .or_else(|| payload["release"]["created_at"].as_str())?;
+        chrono::DateTime::parse_from_rfc3339(timestamp)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    from_epoch
+        .or_else(from_event)
+        .unwrap_or_else(chrono::Utc::now)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn git_context(args: &Args) -> GitContext {
+    let owned = |v: Option<&String>| given(v).map(str::to_owned);
+    GitContext {
+        git_ref: GitRef {
+            full: owned(args.env_github_ref.as_ref()),
+            name: owned(args.env_github_ref_name.as_ref()),
+            kind: owned(args.env_github_ref_type.as_ref()),
+            sha: owned(args.env_github_sha.as_ref()),
+        },
+        event_name: owned(args.env_github_event_name.as_ref()),
+        repository: owned(args.env_github_repository.as_ref()),
+        server_url: owned(args.env_github_server_url.as_ref())
+            .unwrap_or_else(|| "https://github.com".to_owned()),
+        api_url: owned(args.env_github_api_url.as_ref())
+            .unwrap_or_else(|| "https://api.github.com".to_owned()),
+        created: created(args),
+    }
 }
 
 fn platforms(value: Option<&String>) -> Result<Vec<Platform>, InputError> {
@@ -568,7 +745,7 @@ impl TryFrom<Args> for Request {
         // Cheap, pure checks first, file-system checks last, in action.yml order otherwise.
         let repository = repository(args.repository.as_ref())?;
         let platforms = platforms(args.platforms.as_ref())?;
-        let tags = tags(args.tags.as_ref())?;
+        let tag_rules = rules(args.tag_rules.as_ref())?;
         let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
         let target = target(args.target.as_ref())?;
         let labels = key_values(names::LABELS, args.labels.as_ref())?;
@@ -577,6 +754,40 @@ impl TryFrom<Args> for Request {
         let aws_region = aws_region(&args)?;
         let registry_id = registry_id(args.registry_id.as_ref())?;
         let registry = registry(args.registry.as_ref())?;
+        // `latest` is the default only when neither `tags` nor `tag-rules` says anything, so
+        // that `latest=auto` really decides.
+        let tags_value =
+            given(args.tags.as_ref()).or_else(|| tag_rules.is_empty().then_some("latest"));
+        let tags = tags(
+            tags_value,
+            &TagHost {
+                repository: &repository,
+                registry: registry.as_deref(),
+                region: &aws_region,
+                registry_id: registry_id.as_deref(),
+            },
+        )?;
+        let git = git_context(&args);
+        let evaluation = tag_rules::evaluate(&tags, &tag_rules, &git.git_ref);
+        // `latest=auto` may still add `latest`; that is the first tag then, at the longest.
+        let first_tag = match (evaluation.tags.first(), &evaluation.latest_auto) {
+            (Some(first), _) => first.tag.clone(),
+            (None, Some(_)) => "latest".to_owned(),
+            (None, None) => {
+                let reasons: Vec<String> = evaluation
+                    .skipped
+                    .iter()
+                    .map(|(rule, why)| format!("`{rule}`: {why}"))
+                    .collect();
+                return Err(InputError::new(
+                    if tag_rules.is_empty() { names::TAGS } else { names::TAG_RULES },
+                    format!(
+                        "this run would push under no tag at all ({}): add a tag or a rule that applies",
+                        if reasons.is_empty() { "no tag given".to_owned() } else { reasons.join("; ") }
+                    ),
+                ));
+            }
+        };
         let create_repository = boolean(
             names::CREATE_REPOSITORY,
             args.create_repository.as_ref(),
@@ -588,7 +799,7 @@ impl TryFrom<Args> for Request {
         if arch_tags {
             // `<first tag>-<arch>` must itself be a tag; a 128-character first tag leaves no room.
             for platform in &platforms {
-                let tag = format!("{}-{}", tags[0], platform.tag_suffix());
+                let tag = format!("{first_tag}-{}", platform.tag_suffix());
                 if !is_tag(&tag) {
                     return Err(InputError::new(
                         names::TAGS,
@@ -610,6 +821,9 @@ impl TryFrom<Args> for Request {
             dockerfile,
             platforms,
             tags,
+            tag_rules,
+            git,
+            github_token: given(args.github_token.as_ref()).map(str::to_owned),
             build_args,
             target,
             labels,

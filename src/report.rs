@@ -73,8 +73,12 @@ pub struct Outcome {
     pub media_type: String,
     /// Full references the index was pushed under.
     pub references: Vec<String>,
+    /// Each reference with the input or tag rule that produced its tag.
+    pub tag_sources: Vec<(String, &'static str)>,
     /// Per platform, in the requested order.
     pub platforms: Vec<PlatformResult>,
+    /// The image in the ECR console, when the registry is ECR's (account known).
+    pub console_url: Option<String>,
     /// Time per phase, ms: `ensure_repository`, `index`, `total`.
     pub phase_ms: BTreeMap<&'static str, u128>,
 }
@@ -142,7 +146,13 @@ impl Outcome {
             names::IMAGE_URI: self.image_uri(),
             names::TAGS: self.references,
             names::PLATFORM_DIGESTS: self.platform_digests(),
+            "tag-sources": self
+                .tag_sources
+                .iter()
+                .map(|(reference, source)| (reference.clone(), json!(source)))
+                .collect::<serde_json::Map<_, _>>(),
             "media-type": self.media_type,
+            "console-url": self.console_url,
             "repository-created": self.repository_created,
             "platforms": platforms,
             "timings-ms": timings,
@@ -242,6 +252,7 @@ mod tests {
             digest: "sha256:1111".into(),
             media_type: crate::registry::DOCKER_MANIFEST_LIST.into(),
             references: vec!["127.0.0.1:5000/team/api:latest".into()],
+            tag_sources: vec![("127.0.0.1:5000/team/api:latest".into(), "tags")],
             platforms: vec![PlatformResult {
                 platform: "linux/arm64".parse().expect("valid"),
                 image_id: "sha256:2222".into(),
@@ -252,6 +263,7 @@ mod tests {
                 build_ms: 12_345,
                 push_ms: 678,
             }],
+            console_url: None,
             phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
                 .into_iter()
                 .collect(),

@@ -43,7 +43,13 @@ pub async fn main(args: Args) -> u8 {
     let console = Console::new(request.runner.github_actions);
     match run(&request, &console).await {
         Ok(outcome) => match publish(&request, &console, &outcome) {
-            Ok(()) => EXIT_OK,
+            Ok(()) => {
+                // The image is pushed: the GitHub API can only warn from here on.
+                crate::github_api::report(&request, &outcome, &console).await;
+                // Last, so that stdout ends with the one JSON document.
+                console.print_json(&outcome.json());
+                EXIT_OK
+            }
             Err(error) => {
                 console.error("Writing outputs failed", &format!("{error:#}"), None);
                 EXIT_SYSTEM
@@ -91,7 +97,7 @@ fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option<Sou
     (EXIT_SYSTEM, "ecr-multiarch failed".to_owned(), None)
 }
 
-/// Writes the outputs file and the summary (on a runner), the notice, and the JSON.
+/// Writes the outputs file and the summary (on a runner) and the notice.
 fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::Result<()> {
     if let Some(path) = &request.runner.output_file {
         github::write_outputs(path, &outcome.outputs())
@@ -102,8 +108,24 @@ fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::R
             .with_context(|| format!("writing the job summary to `{}`", path.display()))?;
     }
     console.notice(&format!("pushed {}", outcome.image_uri()));
-    console.print_json(&outcome.json());
     Ok(())
+}
+
+/// The image's page in the ECR console; the account is the registry's (`registry-id`, or
+/// the one in the token's endpoint).
+fn ecr_console_url(request: &Request, proxy_host: &str, digest: &str) -> Option<String> {
+    let account = request.registry_id.clone().or_else(|| {
+        proxy_host
+            .split('.')
+            .next()
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+    })?;
+    let region = &request.aws_region;
+    Some(format!(
+        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{}/_/image/{digest}/details?region={region}",
+        request.repository
+    ))
 }
 
 fn elapsed_ms(start: Instant) -> u128 {
@@ -113,7 +135,6 @@ fn elapsed_ms(start: Instant) -> u128 {
 /// The run itself: every side effect happens here, in order, after the request was validated.
 pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let plan = Plan::new(request);
     // Listing the context is still validation: a bad `.dockerignore` or an escaping symlink
     // fails here, before anything is created.
     let context =
@@ -129,6 +150,22 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .context("getting registry credentials from ECR")?;
     // Before anything else reaches the log.
     console.mask(&credentials.password);
+    if let Some(token) = &request.github_token {
+        console.mask(token);
+    }
+
+    // `latest=auto` asks the repository which releases it has; still nothing is created.
+    let repository_tags = if Plan::needs_repository_tags(request) {
+        ecr.repository_tags(&request.repository)
+            .await
+            .context("reading the repository's tags for `latest=auto`")?
+    } else {
+        Vec::new()
+    };
+    let plan = Plan::new(request, &repository_tags)?;
+    for notice in &plan.notices {
+        console.notice(notice);
+    }
 
     let registry_host = request
         .registry
@@ -155,7 +192,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     ));
 
     let engine = Engine::connect().await?;
-    let settings = BuildSettings::new(request);
+    let settings = BuildSettings::new(request, &plan.labels);
 
     // Build every platform concurrently; push nothing unless all of them built, so that a
     // failing platform moves no tag at all.
@@ -241,19 +278,27 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
 
     let phase = Instant::now();
     let index = registry
-        .push_index(&manifests, &plan.index_tags)
+        .push_index(&manifests, &plan.tag_names())
         .await
         .context("pushing the multi-arch index")?;
     phase_ms.insert("index", elapsed_ms(phase));
     phase_ms.insert("total", elapsed_ms(started));
+    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.digest);
     Ok(Outcome {
         registry: registry_host,
         repository_uri,
         repository_created: repository.created,
         digest: index.digest,
         media_type: index.media_type,
+        tag_sources: index
+            .references
+            .iter()
+            .zip(&plan.index_tags)
+            .map(|(reference, tag)| (reference.clone(), tag.source))
+            .collect(),
         references: index.references,
         platforms: results,
+        console_url,
         phase_ms,
     })
 }

@@ -128,6 +128,16 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     let tb = testbed();
     let image = build_action_image();
     let repository = unique_repository("action");
+    // The GitHub API the action reports to: a local fake, reached over the host network.
+    let api = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(
+            "/repos/octo/app/statuses/0123456789abcdef0123456789abcdef01234567",
+        ))
+        .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(serde_json::json!({})))
+        .expect(1)
+        .mount(&api)
+        .await;
 
     // The runner's mounts: workspace (the checkout), home, file commands.
     let github = tempfile::tempdir().unwrap();
@@ -193,7 +203,7 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
         ("GITHUB_EVENT_NAME", "push".to_owned()),
         ("GITHUB_RUN_ID", "1".to_owned()),
         ("GITHUB_SERVER_URL", "https://github.com".to_owned()),
-        ("GITHUB_API_URL", "https://api.github.com".to_owned()),
+        ("GITHUB_API_URL", api.uri()),
         ("RUNNER_OS", "Linux".to_owned()),
         ("RUNNER_ARCH", "X64".to_owned()),
     ];
@@ -206,12 +216,14 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     ] {
         env.push((name, std::env::var(name).unwrap()));
     }
+    // The runner evaluates expressions in defaults before it sets the variables.
+    let evaluate = |default: &str| default.replace("${{ github.token }}", "ghs_action_token");
     let input_env: Vec<(String, String)> = inputs
         .iter()
         .map(|(name, default)| {
             let value = overrides
                 .get(name.as_str())
-                .map_or_else(|| default.clone(), |v| (*v).to_owned());
+                .map_or_else(|| evaluate(default), |v| (*v).to_owned());
             (format!("INPUT_{}", name.to_uppercase()), value)
         })
         .collect();
@@ -279,4 +291,8 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     assert!(stdout.contains(&format!("::notice::pushed {}", written["image-uri"])));
     assert_eq!(stdout.matches(tb.password.as_str()).count(), 1, "{stdout}");
     assert!(!stderr.contains(tb.password.as_str()), "{stderr}");
+    // The token's mask follows the password's; the commit status was set with it.
+    assert_eq!(stdout.lines().nth(1), Some("::add-mask::ghs_action_token"));
+    assert_eq!(stdout.matches("ghs_action_token").count(), 1, "{stdout}");
+    api.verify().await;
 }

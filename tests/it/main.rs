@@ -7,6 +7,7 @@
 mod action;
 mod build;
 mod inputs;
+mod tags;
 mod testbed;
 
 use std::collections::BTreeMap;
@@ -138,6 +139,7 @@ impl RunResult {
 pub struct Run {
     inputs: BTreeMap<String, String>,
     flags: Vec<String>,
+    env: BTreeMap<String, String>,
     github: bool,
 }
 
@@ -147,6 +149,7 @@ impl Run {
         let mut run = Run {
             inputs: BTreeMap::new(),
             flags: Vec::new(),
+            env: BTreeMap::new(),
             github: true,
         };
         run.input("repository", repository)
@@ -158,6 +161,12 @@ impl Run {
 
     pub fn input(&mut self, name: &str, value: &str) -> &mut Run {
         self.inputs.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// An environment variable, e.g. the runner's `GITHUB_REF`.
+    pub fn env(&mut self, name: &str, value: &str) -> &mut Run {
+        self.env.insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -186,6 +195,7 @@ impl Run {
                 .env("GITHUB_OUTPUT", &output_file)
                 .env("GITHUB_STEP_SUMMARY", &summary_file);
         }
+        command.envs(&self.env);
         let output = command.args(&self.flags).output().unwrap();
         RunResult {
             code: output.status.code().unwrap_or(-1),
