@@ -8,8 +8,7 @@ use std::path::Path;
 use bollard::auth::DockerCredentials;
 use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::TryStreamExt;
@@ -358,23 +357,6 @@ impl Engine {
             message: "the Engine reported no pushed digest".to_owned(),
         })?;
         Ok(PushedImage { reference, digest })
-    }
-
-    /// Removes a local tag (never the image's layers another tag still uses).
-    #[allow(dead_code)]
-    pub async fn untag(&self, reference: &str) -> Result<(), Error> {
-        self.docker
-            .remove_image(
-                reference,
-                Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
-                None,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|source| Error::Api {
-                action: format!("removing the local tag `{reference}`"),
-                source,
-            })
     }
 }
 

@@ -123,22 +123,15 @@ impl Outcome {
             .iter()
             .map(|(phase, ms)| ((*phase).to_owned(), json!(ms)))
             .collect();
-        timings.insert(
-            "build".to_owned(),
+        let per_platform = |ms: fn(&PlatformResult) -> u128| -> Value {
             self.platforms
                 .iter()
-                .map(|p| (p.platform.to_string(), json!(p.build_ms)))
+                .map(|p| (p.platform.to_string(), json!(ms(p))))
                 .collect::<serde_json::Map<_, _>>()
-                .into(),
-        );
-        timings.insert(
-            "push".to_owned(),
-            self.platforms
-                .iter()
-                .map(|p| (p.platform.to_string(), json!(p.push_ms)))
-                .collect::<serde_json::Map<_, _>>()
-                .into(),
-        );
+                .into()
+        };
+        timings.insert("build".to_owned(), per_platform(|p| p.build_ms));
+        timings.insert("push".to_owned(), per_platform(|p| p.push_ms));
         json!({
             names::REGISTRY: self.registry,
             names::REPOSITORY_URI: self.repository_uri,

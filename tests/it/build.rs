@@ -94,19 +94,13 @@ async fn two_platforms_become_one_index_under_every_tag() {
     );
 
     // The label is in the image config, which says arm64 for the arm64 child.
-    let tb = testbed();
-    let config = super::command(
-        "skopeo",
-        &[
-            "inspect",
-            "--config",
-            "--tls-verify=false",
-            "--override-arch",
-            "arm64",
-            "--creds",
-            &format!("{}:{}", tb.user, tb.password),
-            &format!("docker://{image_uri}"),
-        ],
+    let image_ref = image_uri
+        .strip_prefix(&format!("{}/", testbed().registry))
+        .unwrap();
+    let config = super::skopeo(
+        "inspect",
+        &["--config", "--override-arch", "arm64"],
+        image_ref,
     );
     assert!(
         config.status.success(),

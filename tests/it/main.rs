@@ -227,28 +227,30 @@ pub fn parse_outputs(text: &str) -> BTreeMap<String, String> {
     outputs
 }
 
+/// Runs `skopeo <verb> [options] docker://<registry>/<target>` against the testbed registry
+/// with its credentials.
+pub fn skopeo(verb: &str, options: &[&str], target: &str) -> Output {
+    let tb = testbed();
+    let creds = format!("{}:{}", tb.user, tb.password);
+    let location = format!("docker://{}/{target}", tb.registry);
+    let mut args = vec![verb, "--tls-verify=false", "--creds", &creds];
+    args.extend_from_slice(options);
+    args.push(&location);
+    command("skopeo", &args)
+}
+
 /// What skopeo reads back from the registry for `repository:tag` (raw manifest), or `None`
 /// when the tag does not exist.
 pub fn skopeo_raw(repository: &str, reference: &str) -> Option<serde_json::Value> {
-    let tb = testbed();
     let separator = if reference.starts_with("sha256:") {
         "@"
     } else {
         ":"
     };
-    let out = command(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            "--creds",
-            &format!("{}:{}", tb.user, tb.password),
-            &format!(
-                "docker://{}/{repository}{separator}{reference}",
-                tb.registry
-            ),
-        ],
+    let out = skopeo(
+        "inspect",
+        &["--raw"],
+        &format!("{repository}{separator}{reference}"),
     );
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -265,18 +267,10 @@ pub fn skopeo_raw(repository: &str, reference: &str) -> Option<serde_json::Value
 
 /// The sha256 digest of what skopeo reads for `repository:tag`.
 pub fn skopeo_digest(repository: &str, tag: &str) -> Option<String> {
-    let tb = testbed();
-    let out = command(
-        "skopeo",
-        &[
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            &format!("{}:{}", tb.user, tb.password),
-            "--format",
-            "{{.Digest}}",
-            &format!("docker://{}/{repository}:{tag}", tb.registry),
-        ],
+    let out = skopeo(
+        "inspect",
+        &["--format", "{{.Digest}}"],
+        &format!("{repository}:{tag}"),
     );
     out.status
         .success()
@@ -285,17 +279,7 @@ pub fn skopeo_digest(repository: &str, tag: &str) -> Option<String> {
 
 /// The tags the registry holds for a repository (empty when it has none).
 pub fn registry_tags(repository: &str) -> Vec<String> {
-    let tb = testbed();
-    let out = command(
-        "skopeo",
-        &[
-            "list-tags",
-            "--tls-verify=false",
-            "--creds",
-            &format!("{}:{}", tb.user, tb.password),
-            &format!("docker://{}/{repository}", tb.registry),
-        ],
-    );
+    let out = skopeo("list-tags", &[], repository);
     if !out.status.success() {
         return Vec::new();
     }
