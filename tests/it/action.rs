@@ -86,15 +86,20 @@ fn readme_tables_list_exactly_the_inputs_and_outputs() {
     assert_eq!(readme_table("### Outputs"), outputs);
 }
 
-/// Builds the action image from the repository's Dockerfile (`prebuilt` target, the testbed's
-/// runtime base) around the binary under test.
+/// Builds the action image from the repository's Dockerfile (`prebuilt` target on the testbed's
+/// runtime base) around the binary under test, laid out by `scripts/package-action`.
 fn build_action_image() -> String {
     let context = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_ecr-multiarch"),
-        context.path().join("ecr-multiarch"),
-    )
-    .unwrap();
+    let packaged = std::process::Command::new(repo_file("scripts/package-action"))
+        .arg(env!("CARGO_BIN_EXE_ecr-multiarch"))
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(
+        packaged.status.success(),
+        "scripts/package-action: {}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
     let tag = format!("ecr-multiarch-action:it-{}", std::process::id());
     let out = std::process::Command::new("docker")
         .env("DOCKER_BUILDKIT", "0")
