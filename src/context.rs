@@ -206,15 +206,14 @@ impl BuildContext {
                 name,
             });
         }
-        let dockerfile = match dockerfile_name {
-            Some(name) => name,
-            None => {
-                entries.push(Entry {
-                    source: dockerfile_abs,
-                    name: OUTSIDE_DOCKERFILE.to_owned(),
-                });
-                OUTSIDE_DOCKERFILE.to_owned()
-            }
+        let dockerfile = if let Some(name) = dockerfile_name {
+            name
+        } else {
+            entries.push(Entry {
+                source: dockerfile_abs,
+                name: OUTSIDE_DOCKERFILE.to_owned(),
+            });
+            OUTSIDE_DOCKERFILE.to_owned()
         };
         Ok(BuildContext {
             entries,

@@ -50,7 +50,7 @@ where
     }
 }
 
-/// Credentials for the registry, from GetAuthorizationToken. The password is a secret: it
+/// Credentials for the registry, from `GetAuthorizationToken`. The password is a secret: it
 /// must be masked before anything else is printed and never be logged.
 #[derive(Clone)]
 pub struct RegistryCredentials {
@@ -154,7 +154,7 @@ impl Ecr {
         })
     }
 
-    /// Every tag in the repository (ListImages, all pages); none when it does not exist yet.
+    /// Every tag in the repository (`ListImages`, all pages); none when it does not exist yet.
     pub async fn repository_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
         let mut pages = self
             .client

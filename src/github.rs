@@ -8,6 +8,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
@@ -145,11 +146,12 @@ impl Console {
         if self.github {
             let mut properties = format!("title={}", escape_property(title));
             if let Some(location) = location {
-                properties.push_str(&format!(
+                let _ = write!(
+                    properties,
                     ",file={},line={}",
                     escape_property(&location.file),
                     location.line
-                ));
+                );
             }
             println!("::error {properties}::{}", escape_data(message));
         } else {
@@ -178,7 +180,7 @@ pub fn write_outputs(path: &Path, outputs: &[(&str, String)]) -> io::Result<()> 
                 break candidate;
             }
         };
-        text.push_str(&format!("{name}<<{delimiter}\n{value}\n{delimiter}\n"));
+        let _ = write!(text, "{name}<<{delimiter}\n{value}\n{delimiter}\n");
     }
     append(path, &text)
 }

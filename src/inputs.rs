@@ -120,7 +120,7 @@ pub struct Args {
     /// Build without cache: `true` or `false` [default: false]
     #[arg(long = "no-cache", env = "INPUT_NO-CACHE")]
     pub no_cache: Option<String>,
-    /// Region of the registry [default: $AWS_REGION, then $AWS_DEFAULT_REGION]
+    /// Region of the registry [default: `AWS_REGION`, then `AWS_DEFAULT_REGION`]
     #[arg(long = "aws-region", env = "INPUT_AWS-REGION")]
     pub aws_region: Option<String>,
     /// Account id of the registry, for cross-account pushes [default: the caller's account]

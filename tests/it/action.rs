@@ -301,3 +301,13 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     assert_eq!(stdout.matches("ghs_action_token").count(), 1, "{stdout}");
     api.verify().await;
 }
+
+#[test]
+fn help_shows_every_input_with_its_runner_variable() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecr-multiarch"))
+        .env_clear()
+        .arg("--help")
+        .output()
+        .unwrap();
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}

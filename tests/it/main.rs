@@ -7,6 +7,7 @@
 mod action;
 mod build;
 mod inputs;
+mod registry;
 mod tags;
 mod testbed;
 
@@ -265,16 +266,14 @@ pub fn skopeo_raw(repository: &str, reference: &str) -> Option<serde_json::Value
     Some(serde_json::from_slice(&out.stdout).expect("skopeo prints JSON"))
 }
 
-/// The sha256 digest of what skopeo reads for `repository:tag`.
+/// The digest of what the registry holds under `repository:tag`: sha256 of the exact bytes
+/// skopeo reads back (`--raw`, so an index is not resolved to one platform).
 pub fn skopeo_digest(repository: &str, tag: &str) -> Option<String> {
-    let out = skopeo(
-        "inspect",
-        &["--format", "{{.Digest}}"],
-        &format!("{repository}:{tag}"),
-    );
+    use sha2::Digest as _;
+    let out = skopeo("inspect", &["--raw"], &format!("{repository}:{tag}"));
     out.status
         .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .then(|| format!("sha256:{:x}", sha2::Sha256::digest(&out.stdout)))
 }
 
 /// The tags the registry holds for a repository (empty when it has none).
