@@ -252,3 +252,58 @@ CMD [\"cat\", \"/build-info\"]
         "built on x86_64 for amd64"
     );
 }
+
+#[test]
+fn a_dockerfile_outside_the_context_builds_the_target_stage() {
+    let repository = unique_repository("outside");
+    let context = fixture(&[("data.txt", "from the context")]);
+    let dockerfiles = fixture(&[(
+        "build/app.Dockerfile",
+        "\
+ARG TARGETARCH
+FROM testbase/busybox:${TARGETARCH} AS base
+COPY data.txt /data.txt
+FROM base AS release
+RUN echo release > /stage
+FROM base AS debug
+RUN echo debug > /stage
+",
+    )]);
+    let dockerfile = dockerfiles.path().join("build/app.Dockerfile");
+    let result = Run::new(&repository, context.path())
+        .input("file", dockerfile.to_str().unwrap())
+        .input("target", "release")
+        .input("no-cache", "true")
+        .input("platforms", "linux/arm64")
+        .run();
+    result.assert_success();
+    let image_uri = &result.outputs["image-uri"];
+    assert_eq!(
+        run_image(image_uri, "linux/arm64", &["cat", "/stage", "/data.txt"]),
+        "release\nfrom the context"
+    );
+    // no-cache: a second run executes the RUN step again instead of taking it from the cache.
+    let again = Run::new(&repository, context.path())
+        .input("file", dockerfile.to_str().unwrap())
+        .input("target", "release")
+        .input("no-cache", "true")
+        .input("platforms", "linux/arm64")
+        .run();
+    again.assert_success();
+    let step = again
+        .stdout
+        .lines()
+        .find(|l| l.ends_with("RUN echo release > /stage"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the RUN step is logged")
+        .to_owned();
+    assert!(
+        again.stdout.contains(&format!("[linux/arm64] {step} DONE")),
+        "{}",
+        again.stdout
+    );
+    assert!(
+        !again.stdout.contains("debug"),
+        "the debug stage is not built"
+    );
+}
