@@ -40,7 +40,7 @@ pub enum Error {
         target: PathBuf,
     },
     /// Reading the context failed.
-    #[error("reading `{}`: {source}", path.display())]
+    #[error("reading `{}`", path.display())]
     Read {
         /// The path that could not be read.
         path: PathBuf,

@@ -3,7 +3,7 @@
 //! (`AWS_ENDPOINT_URL_ECR`, `AWS_ACCESS_KEY_ID`, web identity, instance metadata...).
 
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_ecr::error::{DisplayErrorContext, SdkError};
+use aws_sdk_ecr::error::SdkError;
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use base64::Engine as _;
 
@@ -38,7 +38,17 @@ where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    let mut message = DisplayErrorContext(error).to_string();
+    // The SDK's own Display is terse ("dispatch failure"); the causes say what happened.
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        cause = inner.source();
+    }
+    let mut message = parts.join(": ");
     if matches!(error, SdkError::DispatchFailure(_)) || message.contains("credentials") {
         message.push_str(
             " (check the AWS credentials and region: e.g. run aws-actions/configure-aws-credentials first)",

@@ -26,7 +26,7 @@ const FAILED_STEP_LINES: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The daemon did not answer.
-    #[error("cannot reach the Docker Engine (`DOCKER_HOST` or /var/run/docker.sock): {source}")]
+    #[error("cannot reach the Docker Engine at `DOCKER_HOST` or /var/run/docker.sock (is dockerd running, or the socket mounted?)")]
     Connect {
         /// The cause.
         source: bollard::errors::Error,
@@ -56,7 +56,7 @@ pub enum Error {
         message: String,
     },
     /// Another Engine API call failed.
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Api {
         /// What we were doing.
         action: String,

@@ -3,7 +3,8 @@
 //! "not given", and all validation happens here, before anything is created, built or pushed.
 //!
 //! This is the only module that reads configuration from the environment. Its only other I/O
-//! is checking that the context folder and the Dockerfile exist.
+//! is checking that the context folder and the Dockerfile exist, and reading the runner's
+//! event payload for the time the source was made.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -46,7 +46,7 @@ pub enum Error {
         digest: String,
     },
     /// A registry call failed.
-    #[error("{action} on `{registry}` failed: {source}")]
+    #[error("{action} on `{registry}` failed")]
     Api {
         /// What we were doing.
         action: String,

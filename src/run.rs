@@ -128,6 +128,18 @@ fn ecr_console_url(request: &Request, proxy_host: &str, digest: &str) -> Option<
     ))
 }
 
+/// An error and its causes on one line, as `{:#}` shows an anyhow chain.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 fn elapsed_ms(start: Instant) -> u128 {
     start.elapsed().as_millis()
 }
@@ -140,7 +152,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let context =
         BuildContext::scan(&request.context, &request.dockerfile).map_err(|e| InputError {
             input: names::CONTEXT,
-            message: e.to_string(),
+            message: with_causes(&e),
         })?;
 
     let ecr = Ecr::connect(request).await;
@@ -167,6 +179,9 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console.notice(notice);
     }
 
+    // Reach the Engine before creating anything, so a missing daemon leaves no trace.
+    let engine = Engine::connect().await?;
+
     let registry_host = request
         .registry
         .clone()
@@ -191,7 +206,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         request.aws_region
     ));
 
-    let engine = Engine::connect().await?;
     let settings = BuildSettings::new(request, &plan.labels);
 
     // Build every platform concurrently; push nothing unless all of them built, so that a

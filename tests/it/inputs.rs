@@ -89,3 +89,36 @@ fn flags_win_over_input_variables() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_docker_engine_is_a_system_failure_before_any_side_effect() {
+    let repository = unique_repository("no-engine");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let result = Run::new(&repository, context.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    assert_eq!(result.code, 2, "{}", result.stdout);
+    let error = result.error_line();
+    assert!(error.contains("cannot reach the Docker Engine"), "{error}");
+    assert!(moto_repository(&repository).await.is_none());
+}
+
+#[test]
+fn an_unreachable_ecr_endpoint_is_a_system_failure() {
+    let repository = unique_repository("no-ecr");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let result = Run::new(&repository, context.path())
+        .env("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:9")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .run();
+    assert_eq!(result.code, 2, "{}", result.stdout);
+    let error = result.error_line();
+    assert!(
+        error.contains("getting an ECR authorization token failed"),
+        "{error}"
+    );
+    assert!(
+        error.contains("check the AWS credentials and region"),
+        "{error}"
+    );
+}
