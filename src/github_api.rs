@@ -92,19 +92,8 @@ pub async fn report(request: &Request, outcome: &Outcome, console: &Console) {
             ));
         }
     }
-    let tag = git
-        .git_ref
-        .version()
-        .and(git.git_ref.name.clone())
-        .or_else(|| {
-            git.git_ref
-                .full
-                .as_deref()
-                .and_then(|r| r.strip_prefix("refs/tags/"))
-                .map(str::to_owned)
-        });
-    if let Some(tag) = tag {
-        match update_release(&client, github_repository, &tag, request, outcome).await {
+    if let Some(tag) = git.git_ref.tag() {
+        match update_release(&client, github_repository, tag, request, outcome).await {
             Ok(true) => console.info(&format!("release notes of `{tag}` list the image")),
             Ok(false) => {}
             Err(error) => console.warning(&format!(

@@ -127,13 +127,16 @@ impl GitRef {
         })
     }
 
+    /// The tag's name when the run is for a tag, e.g. `v1.4.2`.
+    #[must_use]
+    pub fn tag(&self) -> Option<&str> {
+        self.is_tag().then(|| self.short_name()).flatten()
+    }
+
     /// The semantic version of a tag ref (`v1.4.2` or `1.4.2`), if it is one.
     #[must_use]
     pub fn version(&self) -> Option<Version> {
-        if !self.is_tag() {
-            return None;
-        }
-        let name = self.short_name()?;
+        let name = self.tag()?;
         Version::parse(name.strip_prefix('v').unwrap_or(name)).ok()
     }
 }

@@ -307,3 +307,28 @@ RUN echo debug > /stage
         "the debug stage is not built"
     );
 }
+
+#[test]
+fn without_arch_tags_platform_images_get_a_stable_build_tag() {
+    let repository = unique_repository("no-arch-tags");
+    let context = fixture(&[("Dockerfile", APP_DOCKERFILE)]);
+    let run = || {
+        Run::new(&repository, context.path())
+            .input("arch-tags", "false")
+            .input("tags", "edge")
+            .run()
+    };
+    let first = run();
+    first.assert_success();
+    let mut tags = super::registry_tags(&repository);
+    tags.sort();
+    assert_eq!(tags.len(), 3, "{tags:?}");
+    assert_eq!(tags[2], "edge");
+    assert!(
+        tags[0].starts_with("build-amd64-") && tags[1].starts_with("build-arm64-"),
+        "{tags:?}"
+    );
+    // A re-run of the same images adds no tag.
+    run().assert_success();
+    assert_eq!(super::registry_tags(&repository).len(), 3);
+}
