@@ -208,16 +208,22 @@ impl Engine {
                             let next = steps.len() + 1;
                             let step = steps.entry(vertex.digest.clone()).or_insert_with(|| Step {
                                 number: next,
-                                name: vertex.name.clone(),
                                 ..Step::default()
                             });
+                            if step.name.is_empty() {
+                                step.name.clone_from(&vertex.name);
+                            }
                             if vertex.started.is_some() && !step.started {
                                 step.started = true;
                                 console
                                     .group_line(&group, &format!("#{} {}", step.number, step.name));
                             }
                             if !vertex.error.is_empty() {
-                                failed_step = Some(step.name.clone());
+                                // Steps running beside the failing one end as "canceled":
+                                // the first real error names the step to blame.
+                                if failed_step.is_none() && !vertex.error.contains("canceled") {
+                                    failed_step = Some(step.name.clone());
+                                }
                                 console.group_line(
                                     &group,
                                     &format!("#{} ERROR: {}", step.number, vertex.error),
@@ -229,9 +235,12 @@ impl Engine {
                             }
                         }
                         for log in status.logs {
-                            let Some(step) = steps.get_mut(&log.vertex) else {
-                                continue;
-                            };
+                            // A log may come before its step's first status: keep its lines.
+                            let next = steps.len() + 1;
+                            let step = steps.entry(log.vertex.clone()).or_insert_with(|| Step {
+                                number: next,
+                                ..Step::default()
+                            });
                             for line in String::from_utf8_lossy(&log.msg).lines() {
                                 console.group_line(&group, &format!("#{} {line}", step.number));
                                 if step.last_lines.len() == FAILED_STEP_LINES {
