@@ -6,9 +6,10 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
 use bollard::auth::DockerCredentials;
-use bollard::models::BuildInfoAux;
+use bollard::models::{BuildInfoAux, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, PushImageOptionsBuilder, TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::TryStreamExt;
@@ -18,6 +19,11 @@ use crate::context::BuildContext;
 use crate::github::Console;
 use crate::inputs::Request;
 use crate::platform::Platform;
+
+/// The image that registers QEMU user-mode emulators in the host kernel, as
+/// docker/setup-qemu-action runs it; pinned to the release known not to crash on Ubuntu 24.04
+/// runners (tonistiigi/binfmt#240).
+pub const DEFAULT_BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:qemu-v7.0.0-28";
 
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
@@ -154,6 +160,111 @@ impl Engine {
             docker,
             build_platform,
         })
+    }
+
+    /// The architectures among `platforms` that the daemon's CPU cannot run natively.
+    #[must_use]
+    pub fn foreign_architectures(&self, platforms: &[Platform]) -> Vec<String> {
+        let mut foreign: Vec<String> = Vec::new();
+        for platform in platforms {
+            let native = platform.os == self.build_platform.os
+                && platform.architecture == self.build_platform.architecture;
+            if !native && !foreign.contains(&platform.architecture) {
+                foreign.push(platform.architecture.clone());
+            }
+        }
+        foreign
+    }
+
+    /// Registers QEMU emulators for `architectures` in the host kernel by running the binfmt
+    /// image with `CAP_SYS_ADMIN` (pulling it when missing), so that `RUN` steps of other platforms work
+    /// on a runner with no setup step. Registering what is already registered changes nothing.
+    pub async fn register_emulators(
+        &self,
+        architectures: &[String],
+        image: &str,
+        console: &Console,
+    ) -> Result<(), Error> {
+        let group = "qemu";
+        let api = |action: String| move |source| Error::Api { action, source };
+        if self.docker.inspect_image(image).await.is_err() {
+            console.group_line(group, &format!("pulling {image}"));
+            let mut pull = self.docker.create_image(
+                Some(CreateImageOptionsBuilder::new().from_image(image).build()),
+                None,
+                None,
+            );
+            while pull
+                .try_next()
+                .await
+                .map_err(api(format!("pulling the QEMU installer `{image}`")))?
+                .is_some()
+            {}
+        }
+        let list = architectures.join(",");
+        console.group_line(
+            group,
+            &format!("registering QEMU emulators for {list} ({image})"),
+        );
+        let container = self
+            .docker
+            .create_container(
+                None,
+                ContainerCreateBody {
+                    image: Some(image.to_owned()),
+                    cmd: Some(vec!["--install".to_owned(), list.clone()]),
+                    // What registering needs, and no more than `--privileged` would give:
+                    // mounting binfmt_misc and writing its register file need CAP_SYS_ADMIN,
+                    // and AppArmor's default profile forbids the mount.
+                    host_config: Some(HostConfig {
+                        cap_add: Some(vec!["SYS_ADMIN".to_owned()]),
+                        security_opt: Some(vec![
+                            "apparmor=unconfined".to_owned(),
+                            "seccomp=unconfined".to_owned(),
+                        ]),
+                        network_mode: Some("none".to_owned()),
+                        ..HostConfig::default()
+                    }),
+                    ..ContainerCreateBody::default()
+                },
+            )
+            .await
+            .map_err(api(format!("creating the QEMU installer from `{image}`")))?
+            .id;
+        let outcome = async {
+            self.docker
+                .start_container(&container, None)
+                .await
+                .map_err(api("starting the QEMU installer".to_owned()))?;
+            let waited = self
+                .docker
+                .wait_container(&container, None)
+                .try_collect::<Vec<_>>()
+                .await;
+            let mut logs = self.docker.logs(
+                &container,
+                Some(LogsOptionsBuilder::new().stdout(true).stderr(true).build()),
+            );
+            while let Ok(Some(line)) = logs.try_next().await {
+                for text in line.to_string().lines().filter(|l| !l.trim().is_empty()) {
+                    console.group_line(group, text);
+                }
+            }
+            waited
+                .map(|_| ())
+                .map_err(api(format!("registering QEMU emulators for {list}")))
+        }
+        .await;
+        // Remove the installer whatever happened; a leftover container is only clutter.
+        let _ = self
+            .docker
+            .remove_container(
+                &container,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        console.end_group();
+        outcome
     }
 
     /// Builds the context for one platform with BuildKit, streaming progress to the console

@@ -192,6 +192,9 @@ pub struct Args {
     /// e.g. `https://api.github.com`; a local fake in tests.
     #[arg(long, env = "GITHUB_API_URL", hide = true)]
     pub env_github_api_url: Option<String>,
+    /// The image that registers QEMU emulators for foreign platforms.
+    #[arg(long, env = "ECR_MULTIARCH_BINFMT_IMAGE", hide = true)]
+    pub env_binfmt_image: Option<String>,
     /// Reproducible builds' timestamp, seconds since the epoch.
     #[arg(long, env = "SOURCE_DATE_EPOCH", hide = true)]
     pub env_source_date_epoch: Option<String>,
@@ -333,6 +336,9 @@ pub struct Request {
     pub arch_tags: bool,
     /// Where to report.
     pub runner: Runner,
+    /// The image that registers QEMU emulators (`ECR_MULTIARCH_BINFMT_IMAGE`, else
+    /// tonistiigi/binfmt); `none` skips the registration.
+    pub binfmt_image: String,
 }
 
 /// An input's value, or `None` when it was not given or given empty (the runner passes `""`
@@ -838,6 +844,9 @@ impl TryFrom<Args> for Request {
             scan_on_push,
             arch_tags,
             runner,
+            binfmt_image: given(args.env_binfmt_image.as_ref())
+                .unwrap_or(crate::engine::DEFAULT_BINFMT_IMAGE)
+                .to_owned(),
         })
     }
 }

@@ -206,6 +206,24 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         request.aws_region
     ));
 
+    // Foreign platforms run their `RUN` steps under QEMU: register it like setup-qemu-action
+    // would. A failure here only warns: the runner may already emulate them.
+    let foreign = engine.foreign_architectures(&request.platforms);
+    if !foreign.is_empty() && request.binfmt_image != "none" {
+        let phase = Instant::now();
+        if let Err(error) = engine
+            .register_emulators(&foreign, &request.binfmt_image, console)
+            .await
+        {
+            console.warning(&format!(
+                "{:#} (builds for {} need QEMU registered on the runner)",
+                anyhow::Error::new(error),
+                foreign.join(", ")
+            ));
+        }
+        phase_ms.insert("emulation", elapsed_ms(phase));
+    }
+
     let settings = BuildSettings::new(request, &plan.labels);
 
     // Build every platform concurrently; push nothing unless all of them built, so that a

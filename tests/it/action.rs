@@ -218,6 +218,7 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
         "AWS_EC2_METADATA_DISABLED",
+        "ECR_MULTIARCH_BINFMT_IMAGE",
     ] {
         env.push((name, std::env::var(name).unwrap()));
     }
@@ -292,6 +293,8 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     assert_eq!(first, format!("::add-mask::{}", tb.password));
     assert!(stdout.contains("::group::linux/amd64"), "{stdout}");
     assert!(stdout.contains("::group::linux/arm64"), "{stdout}");
+    assert!(stdout.contains("[qemu] installing: arm64 already registered"), "{stdout}");
+    assert!(!stdout.contains("::warning"), "{stdout}");
     assert!(stdout.contains("::endgroup::"));
     assert!(stdout.contains(&format!("::notice::pushed {}", written["image-uri"])));
     assert_eq!(stdout.matches(tb.password.as_str()).count(), 1, "{stdout}");
