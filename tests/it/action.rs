@@ -293,7 +293,10 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     assert_eq!(first, format!("::add-mask::{}", tb.password));
     assert!(stdout.contains("::group::linux/amd64"), "{stdout}");
     assert!(stdout.contains("::group::linux/arm64"), "{stdout}");
-    assert!(stdout.contains("[qemu] installing: arm64 already registered"), "{stdout}");
+    assert!(
+        stdout.contains("[qemu] installing: arm64 already registered"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("::warning"), "{stdout}");
     assert!(stdout.contains("::endgroup::"));
     assert!(stdout.contains(&format!("::notice::pushed {}", written["image-uri"])));
