@@ -302,6 +302,12 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     assert!(stdout.contains(&format!("::notice::pushed {}", written["image-uri"])));
     assert_eq!(stdout.matches(tb.password.as_str()).count(), 1, "{stdout}");
     assert!(!stderr.contains(tb.password.as_str()), "{stderr}");
+    // Nor in any file the runner keeps.
+    for file in ["set_output_1", "step_summary_1"] {
+        let text = std::fs::read_to_string(file_commands.join(file)).unwrap();
+        assert!(!text.contains(tb.password.as_str()), "{file}");
+        assert!(!text.contains("ghs_action_token"), "{file}");
+    }
     // The token's mask follows the password's; the commit status was set with it.
     assert_eq!(stdout.lines().nth(1), Some("::add-mask::ghs_action_token"));
     assert_eq!(stdout.matches("ghs_action_token").count(), 1, "{stdout}");
