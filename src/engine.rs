@@ -20,11 +20,6 @@ use crate::github::Console;
 use crate::inputs::Request;
 use crate::platform::Platform;
 
-/// The image that registers QEMU user-mode emulators in the host kernel, as
-/// docker/setup-qemu-action runs it; pinned to the release known not to crash on Ubuntu 24.04
-/// runners (tonistiigi/binfmt#240).
-pub const DEFAULT_BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:qemu-v7.0.0-28";
-
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
 

@@ -200,6 +200,11 @@ pub struct Args {
     pub env_source_date_epoch: Option<String>,
 }
 
+/// The image that registers QEMU user-mode emulators in the host kernel, as
+/// docker/setup-qemu-action runs it; pinned to the release known not to crash on Ubuntu 24.04
+/// runners (tonistiigi/binfmt#240). `ECR_MULTIARCH_BINFMT_IMAGE` overrides it.
+pub const DEFAULT_BINFMT_IMAGE: &str = "docker.io/tonistiigi/binfmt:qemu-v7.0.0-28";
+
 /// A refused input: which one, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid input `{input}`: {message}")]
@@ -845,7 +850,7 @@ impl TryFrom<Args> for Request {
             arch_tags,
             runner,
             binfmt_image: given(args.env_binfmt_image.as_ref())
-                .unwrap_or(crate::engine::DEFAULT_BINFMT_IMAGE)
+                .unwrap_or(DEFAULT_BINFMT_IMAGE)
                 .to_owned(),
         })
     }
