@@ -84,12 +84,8 @@ impl std::fmt::Debug for RegistryCredentials {
 }
 
 /// What ensuring the repository found or did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repository {
-    /// The repository name.
-    pub name: String,
-    /// The repository URI ECR reports.
-    pub uri: String,
     /// Whether this run created it.
     pub created: bool,
 }
@@ -216,19 +212,7 @@ impl Ecr {
             .send()
             .await
         {
-            Ok(answer) => {
-                let uri = answer
-                    .repositories()
-                    .first()
-                    .and_then(|r| r.repository_uri())
-                    .unwrap_or_default()
-                    .to_owned();
-                return Ok(Repository {
-                    name: name.clone(),
-                    uri,
-                    created: false,
-                });
-            }
+            Ok(_) => return Ok(Repository { created: false }),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_not_found_exception()) => {}
@@ -264,25 +248,13 @@ impl Ecr {
             .send()
             .await
         {
-            Ok(answer) => Ok(Repository {
-                name: name.clone(),
-                uri: answer
-                    .repository()
-                    .and_then(|r| r.repository_uri())
-                    .unwrap_or_default()
-                    .to_owned(),
-                created: true,
-            }),
+            Ok(_) => Ok(Repository { created: true }),
             // Another job of the same matrix created it between our describe and create.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_already_exists_exception()) =>
             {
-                Ok(Repository {
-                    name: name.clone(),
-                    uri: String::new(),
-                    created: false,
-                })
+                Ok(Repository { created: false })
             }
             Err(e) => Err(api_error(format!("creating repository `{name}`"), &e)),
         }

@@ -307,10 +307,9 @@ pub struct Request {
     pub dockerfile: PathBuf,
     /// Platforms, in the order given, no duplicates.
     pub platforms: Vec<Platform>,
-    /// Tags from the `tags` input, in the order given, no duplicates.
-    pub tags: Vec<String>,
-    /// Rules from the `tag-rules` input.
-    pub tag_rules: Vec<TagRule>,
+    /// The tags of `tags` and `tag-rules`, evaluated for the run's git ref; only
+    /// `latest=auto` is left to decide against the repository.
+    pub tag_evaluation: tag_rules::Evaluation,
     /// The run's git ref, for the tag rules and the OCI labels.
     pub git: GitContext,
     /// Token for the GitHub API (a secret: never printed).
@@ -832,8 +831,7 @@ impl TryFrom<Args> for Request {
             context,
             dockerfile,
             platforms,
-            tags,
-            tag_rules,
+            tag_evaluation: evaluation,
             git,
             github_token: given(args.github_token.as_ref()).map(str::to_owned),
             build_args,
@@ -870,10 +868,19 @@ mod tests {
         }
     }
 
+    fn tag_names(request: &Request) -> Vec<&str> {
+        request
+            .tag_evaluation
+            .tags
+            .iter()
+            .map(|t| t.tag.as_str())
+            .collect()
+    }
+
     #[test]
     fn defaults_follow_the_contract() {
         let request = Request::try_from(args()).expect("valid");
-        assert_eq!(request.tags, vec!["latest"]);
+        assert_eq!(tag_names(&request), vec!["latest"]);
         assert_eq!(
             request
                 .platforms
@@ -898,7 +905,7 @@ mod tests {
             ..args()
         })
         .expect("valid");
-        assert_eq!(request.tags, vec!["latest"]);
+        assert_eq!(tag_names(&request), vec!["latest"]);
         assert_eq!(request.platforms.len(), 2);
         assert_eq!(request.network, None);
     }
@@ -923,7 +930,7 @@ mod tests {
             ..args()
         })
         .expect("valid");
-        assert_eq!(request.tags, vec!["v1", "stable", "edge"]);
+        assert_eq!(tag_names(&request), vec!["v1", "stable", "edge"]);
         assert_eq!(request.build_args["B"], "x=y");
         assert_eq!(request.build_args["C"], "");
     }

@@ -38,16 +38,13 @@ impl Plan {
     /// Whether the plan needs the repository's existing tags (for `latest=auto`).
     #[must_use]
     pub fn needs_repository_tags(request: &Request) -> bool {
-        tag_rules::evaluate(&request.tags, &request.tag_rules, &request.git.git_ref)
-            .latest_auto
-            .is_some()
+        request.tag_evaluation.latest_auto.is_some()
     }
 
     /// Derives the plan from a validated request and, for `latest=auto`, the tags already in
     /// the repository. Fails when no tag at all is left to push.
     pub fn new(request: &Request, repository_tags: &[String]) -> Result<Plan, InputError> {
-        let evaluation =
-            tag_rules::evaluate(&request.tags, &request.tag_rules, &request.git.git_ref);
+        let evaluation = request.tag_evaluation.clone();
         let mut notices: Vec<String> = evaluation
             .skipped
             .iter()
@@ -195,8 +192,6 @@ mod tests {
 
     fn release_request(rules: &str, labels: &str) -> Request {
         let mut request = request("linux/amd64", "", "true");
-        request.tags = Vec::new();
-        request.tag_rules = rules.lines().map(|r| r.parse().expect("rule")).collect();
         request.labels = labels
             .lines()
             .filter_map(|l| l.split_once('='))
@@ -214,6 +209,9 @@ mod tests {
             created: "2026-11-20T10:00:00Z".into(),
             ..crate::inputs::GitContext::default()
         };
+        let rules: Vec<crate::tag_rules::TagRule> =
+            rules.lines().map(|r| r.parse().expect("rule")).collect();
+        request.tag_evaluation = tag_rules::evaluate(&[], &rules, &request.git.git_ref);
         request
     }
 
