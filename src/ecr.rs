@@ -84,10 +84,21 @@ impl std::fmt::Debug for RegistryCredentials {
 }
 
 /// What ensuring the repository found or did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
     /// Whether this run created it.
     pub created: bool,
+    /// Its tag mutability as ECR holds it: what decides whether an existing tag may move,
+    /// whatever `image-tag-mutability` asked (that applies only when creating).
+    pub tag_mutability: TagMutability,
+}
+
+/// The tag mutability of a repository as ECR describes it.
+fn tag_mutability_of(repository: &aws_sdk_ecr::types::Repository) -> TagMutability {
+    match repository.image_tag_mutability() {
+        Some(ImageTagMutability::Immutable) => TagMutability::Immutable,
+        _ => TagMutability::Mutable,
+    }
 }
 
 /// A connected ECR client for one region and registry.
@@ -204,19 +215,11 @@ impl Ecr {
     /// races another job's create counts as success.
     pub async fn ensure_repository(&self, request: &Request) -> Result<Repository, Error> {
         let name = &request.repository;
-        match self
-            .client
-            .describe_repositories()
-            .set_registry_id(self.registry_id.clone())
-            .repository_names(name)
-            .send()
-            .await
-        {
-            Ok(_) => return Ok(Repository { created: false }),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_repository_not_found_exception()) => {}
-            Err(e) => return Err(api_error(format!("describing repository `{name}`"), &e)),
+        if let Some(existing) = self.describe_repository(name).await? {
+            return Ok(Repository {
+                created: false,
+                tag_mutability: tag_mutability_of(&existing),
+            });
         }
         if !request.create_repository {
             return Err(Error::RepositoryMissing {
@@ -248,15 +251,53 @@ impl Ecr {
             .send()
             .await
         {
-            Ok(_) => Ok(Repository { created: true }),
-            // Another job of the same matrix created it between our describe and create.
+            Ok(created) => Ok(Repository {
+                created: true,
+                tag_mutability: created
+                    .repository()
+                    .map_or(request.image_tag_mutability, tag_mutability_of),
+            }),
+            // Another job of the same matrix created it between our describe and create: its
+            // settings are what counts.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_already_exists_exception()) =>
             {
-                Ok(Repository { created: false })
+                let existing = self.describe_repository(name).await?.ok_or_else(|| {
+                    Error::UnexpectedAnswer(format!(
+                        "repository `{name}` already exists, yet ECR does not describe it"
+                    ))
+                })?;
+                Ok(Repository {
+                    created: false,
+                    tag_mutability: tag_mutability_of(&existing),
+                })
             }
             Err(e) => Err(api_error(format!("creating repository `{name}`"), &e)),
+        }
+    }
+
+    /// The repository as ECR describes it; `None` when it does not exist.
+    async fn describe_repository(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_ecr::types::Repository>, Error> {
+        match self
+            .client
+            .describe_repositories()
+            .set_registry_id(self.registry_id.clone())
+            .repository_names(name)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer.repositories().first().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(api_error(format!("describing repository `{name}`"), &e)),
         }
     }
 }

@@ -1,15 +1,14 @@
-//! The Docker Engine: BuildKit builds per platform, tagging and pushing. The only user of
-//! bollard. The daemon is reached through `DOCKER_HOST` or the default socket; on a runner it
+//! The Docker Engine: BuildKit builds per platform, and the built images' export. The only
+//! user of bollard; it never talks to a registry. The daemon is reached through `DOCKER_HOST` or the default socket; on a runner it
 //! is the host's, so the context is streamed from here (a host path means nothing to it).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
-use bollard::auth::DockerCredentials;
 use bollard::models::{BuildInfoAux, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, LogsOptionsBuilder,
-    PushImageOptionsBuilder, RemoveContainerOptionsBuilder, TagImageOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::TryStreamExt;
@@ -46,16 +45,6 @@ pub enum Error {
         /// The step's last log lines.
         last_lines: Vec<String>,
     },
-    /// Pushing a platform image failed.
-    #[error("pushing `{platform}` as `{reference}` failed: {message}")]
-    PushFailed {
-        /// The platform being pushed.
-        platform: Platform,
-        /// The reference pushed.
-        reference: String,
-        /// The daemon's message.
-        message: String,
-    },
     /// Another Engine API call failed.
     #[error("{action}")]
     Api {
@@ -78,15 +67,6 @@ pub struct BuiltImage {
     pub image_id: String,
     /// Uncompressed size in the daemon, bytes.
     pub size: i64,
-}
-
-/// A platform image as pushed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PushedImage {
-    /// `<registry>/<repository>:<tag>`.
-    pub reference: String,
-    /// The digest the registry stored (a manifest, or an index on containerd-store daemons).
-    pub digest: String,
 }
 
 /// What a build sends besides the context.
@@ -404,74 +384,17 @@ impl Engine {
         })
     }
 
-    /// Tags a built image `<repository_uri>:<tag>` and pushes it with the registry
-    /// credentials, returning the digest the registry stored.
-    pub async fn push(
+    /// The built image as the Engine exports it (`GET /images/{id}/get`, the `docker save`
+    /// format), as a byte stream read while it arrives. The Engine only exports: pushing is
+    /// the registry module's job.
+    pub fn export(
         &self,
         image: &BuiltImage,
-        repository_uri: &str,
-        tag: &str,
-        credentials: DockerCredentials,
-        console: &Console,
-    ) -> Result<PushedImage, Error> {
-        let platform = &image.platform;
-        let group = platform.to_string();
-        let reference = format!("{repository_uri}:{tag}");
-        self.docker
-            .tag_image(
-                &image.image_id,
-                Some(
-                    TagImageOptionsBuilder::new()
-                        .repo(repository_uri)
-                        .tag(tag)
-                        .build(),
-                ),
-            )
-            .await
-            .map_err(|source| Error::Api {
-                action: format!("tagging the `{platform}` image as `{reference}`"),
-                source,
-            })?;
-        console.group_line(&group, &format!("pushing {reference}"));
-        let mut stream = self.docker.push_image(
-            repository_uri,
-            Some(PushImageOptionsBuilder::new().tag(tag).build()),
-            Some(credentials),
-        );
-        let mut digest = None;
-        let outcome: Result<(), bollard::errors::Error> = async {
-            while let Some(info) = stream.try_next().await? {
-                let Some(status) = info.status else { continue };
-                // The final line reads `TAG: digest: sha256:... size: N`.
-                if let Some(found) = status
-                    .split_whitespace()
-                    .skip_while(|word| *word != "digest:")
-                    .nth(1)
-                {
-                    digest = Some(found.to_owned());
-                    console.group_line(&group, &status);
-                } else if info.progress_detail.is_none() || status.ends_with("complete") {
-                    // Progress bars repeat many times a second; the state changes are enough.
-                    console.group_line(&group, &status);
-                }
-            }
-            Ok(())
-        }
-        .await;
-        outcome.map_err(|error| Error::PushFailed {
-            platform: platform.clone(),
-            reference: reference.clone(),
-            message: match error {
-                bollard::errors::Error::DockerStreamError { error } => error,
-                other => other.to_string(),
-            },
-        })?;
-        let digest = digest.ok_or_else(|| Error::PushFailed {
-            platform: platform.clone(),
-            reference: reference.clone(),
-            message: "the Engine reported no pushed digest".to_owned(),
-        })?;
-        Ok(PushedImage { reference, digest })
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, bollard::errors::Error>>
+           + Send
+           + Unpin
+           + 'static {
+        Box::pin(self.docker.export_image(&image.image_id))
     }
 }
 

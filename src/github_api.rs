@@ -32,7 +32,7 @@ pub fn release_section(repository: &str, outcome: &Outcome) -> String {
         .map(|p| format!("`{}`", p.platform))
         .collect();
     let references: Vec<String> = outcome
-        .references
+        .references()
         .iter()
         .map(|r| format!("`{r}`"))
         .collect();

@@ -256,6 +256,14 @@ pub enum TagMutability {
     Immutable,
 }
 
+impl TagMutability {
+    /// Whether an existing `tag` cannot be moved in a repository with this setting.
+    #[must_use]
+    pub fn is_immutable(&self, _tag: &str) -> bool {
+        matches!(self, TagMutability::Immutable)
+    }
+}
+
 impl fmt::Display for TagMutability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

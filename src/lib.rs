@@ -2,13 +2,15 @@
 //! Amazon ECR as one multi-arch image.
 //!
 //! Data flows one way: [`inputs`] -> [`plan`] -> [`ecr`] -> [`engine`] (with [`context`]) ->
-//! [`registry`] -> [`report`], wired by [`run`]; [`github`] owns everything printed.
+//! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
+//! everything printed.
 
 pub mod context;
 pub mod ecr;
 pub mod engine;
 pub mod github;
 pub mod github_api;
+pub mod image_export;
 pub mod inputs;
 pub mod plan;
 pub mod platform;
@@ -16,3 +18,19 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod tag_rules;
+
+/// An error and its causes on one line, as `{:#}` shows an anyhow chain; a cause that repeats
+/// the text before it (as SDK and HTTP errors often do) is left out.
+#[must_use]
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![error.to_string()];
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        if !parts.last().is_some_and(|last| last.contains(&text)) {
+            parts.push(text);
+        }
+        cause = inner.source();
+    }
+    parts.join(": ")
+}

@@ -1,21 +1,109 @@
-//! What a run will push: the index tags (from `tags` and `tag-rules`), per-platform tags and
-//! the labels of every image. Pure: no async, no clients, no environment; the one fact from a
-//! server, the repository's existing tags for `latest=auto`, is passed in.
+//! What a run will push: the index tags (from `tags` and `tag-rules`), per-platform tags, the
+//! labels of every image, and which tags move. Pure: no async, no clients, no environment; the
+//! facts from servers (the repository's tags for `latest=auto`, what each tag holds now, the
+//! repository's tag mutability) are passed in.
 
 use std::collections::BTreeMap;
 
-use crate::inputs::{names, InputError, Request};
+use crate::inputs::{names, InputError, Request, TagMutability};
 use crate::platform::Platform;
 use crate::tag_rules::{self, SourcedTag};
 
-/// One platform's image and the tag it is pushed under.
+/// One platform's image and the extra tag it gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformPlan {
     /// The platform to build.
     pub platform: Platform,
-    /// `<first tag>-<arch>` when `arch-tags` is on; otherwise `None`, and the engine pushes
-    /// under a tag named after the built image id (the Engine API can only push a tag).
+    /// `<first tag>-<arch>` when `arch-tags` is on. Platform images are pushed by digest
+    /// either way: this tag is an extra, put once the image is in.
     pub arch_tag: Option<String>,
+}
+
+/// What a run does to one tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagAction {
+    /// The tag is missing or holds another digest: it is pushed.
+    Push,
+    /// The tag already holds this run's digest: left as it is, so that a re-run works on an
+    /// immutable repository too (ECR refuses any PUT to an existing immutable tag, even with
+    /// the same digest: aws/containers-roadmap#2179).
+    Unchanged,
+}
+
+impl TagAction {
+    /// `pushed` or `unchanged`, as `metadata` says it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TagAction::Push => "pushed",
+            TagAction::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One tag and what happens to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagUpdate {
+    /// The tag.
+    pub tag: String,
+    /// The input or rule that asked for it.
+    pub source: &'static str,
+    /// The digest it holds before the run, if any.
+    pub held: Option<String>,
+    /// Push or leave.
+    pub action: TagAction,
+}
+
+/// A tag that holds another digest in a repository where it cannot move.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tag `{tag}` already holds `{held}` and cannot move to `{wanted}`: repository `{repository}` is {mutability}; nothing was uploaded. Push under a new tag (e.g. the version or the commit), or exclude `{tag}` from immutability (`IMMUTABLE_WITH_EXCLUSION`)")]
+pub struct ImmutableTag {
+    /// The tag.
+    pub tag: String,
+    /// The digest it holds.
+    pub held: String,
+    /// The digest this run would put there.
+    pub wanted: String,
+    /// The repository.
+    pub repository: String,
+    /// Its mutability setting, as ECR names it.
+    pub mutability: String,
+}
+
+/// Decides each tag's fate: a tag that already holds `digest` is left alone; any other is
+/// pushed, unless it exists and the repository's mutability makes it immutable, which fails the
+/// run before anything is uploaded.
+pub fn tag_updates(
+    tags: &[SourcedTag],
+    held: &BTreeMap<String, Option<String>>,
+    digest: &str,
+    mutability: &TagMutability,
+    repository: &str,
+) -> Result<Vec<TagUpdate>, ImmutableTag> {
+    tags.iter()
+        .map(|wanted| {
+            let now = held.get(&wanted.tag).cloned().flatten();
+            let action = match &now {
+                Some(current) if current == digest => TagAction::Unchanged,
+                Some(current) if mutability.is_immutable(&wanted.tag) => {
+                    return Err(ImmutableTag {
+                        tag: wanted.tag.clone(),
+                        held: current.clone(),
+                        wanted: digest.to_owned(),
+                        repository: repository.to_owned(),
+                        mutability: mutability.to_string(),
+                    })
+                }
+                _ => TagAction::Push,
+            };
+            Ok(TagUpdate {
+                tag: wanted.tag.clone(),
+                source: wanted.source,
+                held: now,
+                action,
+            })
+        })
+        .collect()
 }
 
 /// Everything a run pushes.
@@ -137,18 +225,6 @@ fn labels(request: &Request) -> BTreeMap<String, String> {
     labels
 }
 
-/// The tag a platform image is pushed under when `arch-tags` is off: stable for the same image,
-/// so a re-run adds nothing new.
-#[must_use]
-pub fn build_tag(platform: &Platform, image_id: &str) -> String {
-    let hex = image_id.trim_start_matches("sha256:");
-    format!(
-        "build-{}-{}",
-        platform.tag_suffix(),
-        &hex[..hex.len().min(12)]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,12 +330,63 @@ mod tests {
         );
     }
 
-    #[test]
-    fn build_tag_is_named_after_the_image() {
-        let platform: Platform = "linux/arm/v7".parse().expect("valid");
-        assert_eq!(
-            build_tag(&platform, "sha256:0123456789abcdef0123"),
-            "build-arm-v7-0123456789ab"
+    fn sourced(tags: &[&str]) -> Vec<SourcedTag> {
+        tags.iter()
+            .map(|t| SourcedTag {
+                tag: (*t).to_owned(),
+                source: "tags",
+            })
+            .collect()
+    }
+
+    fn held(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(t, d)| ((*t).to_owned(), d.map(str::to_owned)))
+            .collect()
+    }
+
+    #[rstest]
+    #[case::new_tag_on_immutable(TagMutability::Immutable, None, Ok(TagAction::Push))]
+    #[case::same_digest_on_immutable(
+        TagMutability::Immutable,
+        Some("sha256:new"),
+        Ok(TagAction::Unchanged)
+    )]
+    #[case::same_digest_on_mutable(
+        TagMutability::Mutable,
+        Some("sha256:new"),
+        Ok(TagAction::Unchanged)
+    )]
+    #[case::other_digest_on_mutable(
+        TagMutability::Mutable,
+        Some("sha256:old"),
+        Ok(TagAction::Push)
+    )]
+    #[case::other_digest_on_immutable(TagMutability::Immutable, Some("sha256:old"), Err(()))]
+    fn a_tag_moves_only_when_it_may(
+        #[case] mutability: TagMutability,
+        #[case] now: Option<&str>,
+        #[case] expected: Result<TagAction, ()>,
+    ) {
+        let updates = tag_updates(
+            &sourced(&["v1"]),
+            &held(&[("v1", now)]),
+            "sha256:new",
+            &mutability,
+            "team/api",
         );
+        match (updates, expected) {
+            (Ok(updates), Ok(action)) => {
+                assert_eq!(updates[0].action, action);
+                assert_eq!(updates[0].held.as_deref(), now);
+            }
+            (Err(conflict), Err(())) => {
+                assert_eq!(conflict.tag, "v1");
+                assert_eq!(conflict.held, "sha256:old");
+                assert!(conflict.to_string().contains("is IMMUTABLE"), "{conflict}");
+            }
+            (other, expected) => panic!("{other:?} but expected {expected:?}"),
+        }
     }
 }

@@ -67,6 +67,18 @@ impl fmt::Display for Platform {
     }
 }
 
+/// An image that is not for the platform it was built or listed for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the image for `{wanted}` (`{digest}`) says it is `{found}`: the Dockerfile pins another platform (check `FROM --platform=`)")]
+pub struct PlatformMismatch {
+    /// The requested platform.
+    pub wanted: Platform,
+    /// What the image config says, `os/arch[/variant]`.
+    pub found: String,
+    /// The digest of the config or manifest that says so.
+    pub digest: String,
+}
+
 /// Why a platform string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{value}` is not a platform: expected `os/arch` or `os/arch/variant`, like `linux/arm64` or `linux/arm/v7`")]

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
+use crate::plan::TagAction;
 use crate::platform::Platform;
 
 /// The names of every output, exactly as `action.yml` declares them.
@@ -49,13 +50,30 @@ pub struct PlatformResult {
     /// Manifest digest the index points at.
     pub manifest_digest: String,
     /// Compressed size in the registry (config and layers), bytes.
-    pub content_size: i64,
-    /// The reference it was pushed under.
-    pub reference: String,
+    pub content_size: u64,
+    /// Layers uploaded by this run.
+    pub layers_uploaded: usize,
+    /// Layers the repository already held.
+    pub layers_reused: usize,
+    /// Bytes of blobs this run uploaded.
+    pub bytes_uploaded: u64,
+    /// The per-platform tag (`arch-tags`) and what happened to it.
+    pub arch_tag: Option<(String, TagAction)>,
     /// Build time, ms.
     pub build_ms: u128,
-    /// Push time (with read-back), ms.
+    /// Push time (export, compression and upload), ms.
     pub push_ms: u128,
+}
+
+/// One index tag after the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagResult {
+    /// `<registry>/<repository>:<tag>`.
+    pub reference: String,
+    /// The input or tag rule that asked for it.
+    pub source: &'static str,
+    /// Pushed now, or already holding the index.
+    pub action: TagAction,
 }
 
 /// Everything a successful run pushed.
@@ -71,10 +89,8 @@ pub struct Outcome {
     pub digest: String,
     /// Index media type.
     pub media_type: String,
-    /// Full references the index was pushed under.
-    pub references: Vec<String>,
-    /// Each reference with the input or tag rule that produced its tag.
-    pub tag_sources: Vec<(String, &'static str)>,
+    /// Every index tag: they all hold the index after the run.
+    pub tags: Vec<TagResult>,
     /// Per platform, in the requested order.
     pub platforms: Vec<PlatformResult>,
     /// The image in the ECR console, when the registry is ECR's (account known).
@@ -88,6 +104,12 @@ impl Outcome {
     #[must_use]
     pub fn image_uri(&self) -> String {
         format!("{}@{}", self.repository_uri, self.digest)
+    }
+
+    /// The full references of every index tag.
+    #[must_use]
+    pub fn references(&self) -> Vec<String> {
+        self.tags.iter().map(|t| t.reference.clone()).collect()
     }
 
     fn platform_digests(&self) -> Value {
@@ -110,10 +132,17 @@ impl Outcome {
                     p.platform.to_string(),
                     json!({
                         "digest": p.manifest_digest,
-                        "reference": p.reference,
+                        "image-uri": format!("{}@{}", self.repository_uri, p.manifest_digest),
                         "image-id": p.image_id,
                         "image-size": p.image_size,
                         "content-size": p.content_size,
+                        "layers-uploaded": p.layers_uploaded,
+                        "layers-reused": p.layers_reused,
+                        "bytes-uploaded": p.bytes_uploaded,
+                        "arch-tag": p.arch_tag.as_ref().map(|(tag, action)| json!({
+                            "reference": format!("{}:{tag}", self.repository_uri),
+                            "action": action.as_str(),
+                        })),
                     }),
                 )
             })
@@ -137,12 +166,17 @@ impl Outcome {
             names::REPOSITORY_URI: self.repository_uri,
             names::DIGEST: self.digest,
             names::IMAGE_URI: self.image_uri(),
-            names::TAGS: self.references,
+            names::TAGS: self.references(),
             names::PLATFORM_DIGESTS: self.platform_digests(),
             "tag-sources": self
-                .tag_sources
+                .tags
                 .iter()
-                .map(|(reference, source)| (reference.clone(), json!(source)))
+                .map(|t| (t.reference.clone(), json!(t.source)))
+                .collect::<serde_json::Map<_, _>>(),
+            "tag-updates": self
+                .tags
+                .iter()
+                .map(|t| (t.reference.clone(), json!(t.action.as_str())))
                 .collect::<serde_json::Map<_, _>>(),
             "media-type": self.media_type,
             "console-url": self.console_url,
@@ -160,7 +194,7 @@ impl Outcome {
             (names::REPOSITORY_URI, self.repository_uri.clone()),
             (names::DIGEST, self.digest.clone()),
             (names::IMAGE_URI, self.image_uri()),
-            (names::TAGS, self.references.join(",")),
+            (names::TAGS, self.references().join(",")),
             (names::PLATFORM_DIGESTS, self.platform_digests().to_string()),
             (names::METADATA, self.metadata().to_string()),
         ]
@@ -174,7 +208,7 @@ impl Outcome {
             names::REPOSITORY_URI: self.repository_uri,
             names::DIGEST: self.digest,
             names::IMAGE_URI: self.image_uri(),
-            names::TAGS: self.references.join(","),
+            names::TAGS: self.references().join(","),
             names::PLATFORM_DIGESTS: self.platform_digests(),
             names::METADATA: self.metadata(),
         })
@@ -184,21 +218,27 @@ impl Outcome {
     #[must_use]
     pub fn summary_markdown(&self) -> String {
         let mut md = format!("### ecr-multiarch: `{}`\n\n", self.repository_uri);
-        md.push_str("| Platform | Digest | Size | Build | Push |\n|---|---|---:|---:|---:|\n");
+        md.push_str(
+            "| Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |\n\
+             |---|---|---:|---:|---:|---:|---:|\n",
+        );
         for p in &self.platforms {
             let _ = writeln!(
                 md,
-                "| `{}` | `{}` | {} | {} | {} |",
+                "| `{}` | `{}` | {} | {} / {} | {} | {} | {} |",
                 p.platform,
                 p.manifest_digest,
                 human_size(p.content_size),
+                p.layers_uploaded,
+                p.layers_reused,
+                human_size(p.bytes_uploaded),
                 seconds(p.build_ms),
                 seconds(p.push_ms)
             );
         }
         let _ = write!(
             md,
-            "\n**Index** `{}` ({}), pushed as:\n\n",
+            "\n**Index** `{}` ({}), under:\n\n",
             self.digest,
             if self.media_type.contains("docker") {
                 "Docker manifest list"
@@ -206,8 +246,16 @@ impl Outcome {
                 "OCI image index"
             }
         );
-        for reference in &self.references {
-            let _ = writeln!(md, "- `{reference}`");
+        for tag in &self.tags {
+            let _ = writeln!(
+                md,
+                "- `{}` ({})",
+                tag.reference,
+                match tag.action {
+                    TagAction::Push => "pushed",
+                    TagAction::Unchanged => "unchanged: it already held this index",
+                }
+            );
         }
         let _ = write!(md, "\nImage URI: `{}`\n\n", self.image_uri());
         md
@@ -219,7 +267,8 @@ fn seconds(ms: u128) -> String {
 }
 
 /// Sizes as a registry console shows them (decimal units).
-fn human_size(bytes: i64) -> String {
+#[must_use]
+pub fn human_size(bytes: u64) -> String {
     #[allow(clippy::cast_precision_loss)]
     let value = bytes as f64;
     if value >= 1e9 {
@@ -243,16 +292,29 @@ mod tests {
             repository_uri: "127.0.0.1:5000/team/api".into(),
             repository_created: true,
             digest: "sha256:1111".into(),
-            media_type: crate::registry::DOCKER_MANIFEST_LIST.into(),
-            references: vec!["127.0.0.1:5000/team/api:latest".into()],
-            tag_sources: vec![("127.0.0.1:5000/team/api:latest".into(), "tags")],
+            media_type: crate::image_export::media_type::DOCKER_MANIFEST_LIST.into(),
+            tags: vec![
+                TagResult {
+                    reference: "127.0.0.1:5000/team/api:latest".into(),
+                    source: "tags",
+                    action: TagAction::Push,
+                },
+                TagResult {
+                    reference: "127.0.0.1:5000/team/api:v1".into(),
+                    source: "tags",
+                    action: TagAction::Unchanged,
+                },
+            ],
             platforms: vec![PlatformResult {
                 platform: "linux/arm64".parse().expect("valid"),
                 image_id: "sha256:2222".into(),
                 image_size: 4_400_000,
                 manifest_digest: "sha256:3333".into(),
                 content_size: 1_234_567,
-                reference: "127.0.0.1:5000/team/api:latest-arm64".into(),
+                layers_uploaded: 1,
+                layers_reused: 2,
+                bytes_uploaded: 20_480,
+                arch_tag: None,
                 build_ms: 12_345,
                 push_ms: 678,
             }],
@@ -279,13 +341,14 @@ mod tests {
         insta::assert_snapshot!(outcome().summary_markdown(), @r"
         ### ecr-multiarch: `127.0.0.1:5000/team/api`
 
-        | Platform | Digest | Size | Build | Push |
-        |---|---|---:|---:|---:|
-        | `linux/arm64` | `sha256:3333` | 1.2 MB | 12.3 s | 0.6 s |
+        | Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |
+        |---|---|---:|---:|---:|---:|---:|
+        | `linux/arm64` | `sha256:3333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
 
-        **Index** `sha256:1111` (Docker manifest list), pushed as:
+        **Index** `sha256:1111` (Docker manifest list), under:
 
-        - `127.0.0.1:5000/team/api:latest`
+        - `127.0.0.1:5000/team/api:latest` (pushed)
+        - `127.0.0.1:5000/team/api:v1` (unchanged: it already held this index)
 
         Image URI: `127.0.0.1:5000/team/api@sha256:1111`
         ");

@@ -6,17 +6,24 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use bollard::auth::DockerCredentials;
-use futures_util::future::join_all;
+use futures_util::future::{join_all, try_join_all};
+use tokio::sync::Semaphore;
 
 use crate::context::BuildContext;
 use crate::ecr::{self, Ecr};
 use crate::engine::{self, BuildSettings, BuiltImage, Engine};
 use crate::github::{self, Console, SourceLocation};
+use crate::image_export::{self, BlobSource, PreparedImage};
 use crate::inputs::{names, Args, InputError, Request};
-use crate::plan::{self, Plan};
-use crate::registry::{self, Registry};
-use crate::report::{Outcome, PlatformResult};
+use crate::plan::{self, Plan, TagAction};
+use crate::platform::PlatformMismatch;
+use crate::registry::{self, Index, IndexChild, Registry, RepositoryImages, RetryLog};
+use crate::report::{Outcome, PlatformResult, TagResult};
+use crate::tag_rules::SourcedTag;
+
+/// Blob uploads under way at once, across all platforms: enough to fill a runner's link, few
+/// enough not to be throttled.
+const CONCURRENT_UPLOADS: usize = 4;
 
 /// Exit code for a run that did what was asked.
 pub const EXIT_OK: u8 = 0;
@@ -88,10 +95,28 @@ fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option<Sou
         if let Some(ecr::Error::RepositoryMissing { .. }) = cause.downcast_ref::<ecr::Error>() {
             return (EXIT_USER, "Repository missing".to_owned(), None);
         }
-        if let Some(registry::Error::PlatformMismatch { wanted, .. }) =
-            cause.downcast_ref::<registry::Error>()
-        {
-            return (EXIT_USER, format!("Wrong platform for {wanted}"), None);
+        if let Some(mismatch) = cause.downcast_ref::<PlatformMismatch>() {
+            return (
+                EXIT_USER,
+                format!("Wrong platform for {}", mismatch.wanted),
+                None,
+            );
+        }
+        if let Some(conflict) = cause.downcast_ref::<plan::ImmutableTag>() {
+            return (
+                EXIT_USER,
+                format!("Tag {} is immutable", conflict.tag),
+                None,
+            );
+        }
+        if let Some(error) = cause.downcast_ref::<registry::Error>() {
+            if error.is_denied() {
+                return (EXIT_USER, "Registry denied access".to_owned(), None);
+            }
+            // Another run moved an immutable tag between our read and our push.
+            if error.code() == Some("TAG_INVALID") {
+                return (EXIT_USER, "Tag is immutable".to_owned(), None);
+            }
         }
     }
     (EXIT_SYSTEM, "ecr-multiarch failed".to_owned(), None)
@@ -128,18 +153,6 @@ fn ecr_console_url(request: &Request, proxy_host: &str, digest: &str) -> Option<
     ))
 }
 
-/// An error and its causes on one line, as `{:#}` shows an anyhow chain.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 fn elapsed_ms(start: Instant) -> u128 {
     start.elapsed().as_millis()
 }
@@ -152,7 +165,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let context =
         BuildContext::scan(&request.context, &request.dockerfile).map_err(|e| InputError {
             input: names::CONTEXT,
-            message: with_causes(&e),
+            message: crate::error_chain(&e),
         })?;
 
     let ecr = Ecr::connect(request).await;
@@ -261,76 +274,253 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         &plan.repository,
         &credentials.username,
         &credentials.password,
-    );
-    let docker_credentials = DockerCredentials {
-        username: Some(credentials.username.clone()),
-        password: Some(credentials.password.clone()),
-        serveraddress: Some(registry_host.clone()),
-        ..DockerCredentials::default()
-    };
-    let pushes = join_all(plan.platforms.iter().zip(&built).map(
-        |(platform_plan, (image, build_ms))| {
-            let (engine, registry, credentials) = (&engine, &registry, docker_credentials.clone());
-            let repository_uri = repository_uri.as_str();
-            async move {
-                let start = Instant::now();
-                let tag = platform_plan
-                    .arch_tag
-                    .clone()
-                    .unwrap_or_else(|| plan::build_tag(&image.platform, &image.image_id));
-                let pushed = engine
-                    .push(image, repository_uri, &tag, credentials, console)
-                    .await?;
-                let manifest = registry
-                    .resolve_platform_manifest(&image.platform, &pushed.digest)
-                    .await?;
-                anyhow::Ok(PlatformResult {
-                    platform: image.platform.clone(),
-                    image_id: image.image_id.clone(),
-                    image_size: image.size,
-                    manifest_digest: manifest.digest.clone(),
-                    content_size: manifest.content_size,
-                    reference: pushed.reference,
-                    build_ms: *build_ms,
-                    push_ms: elapsed_ms(start),
-                })
-                .map(|result| (result, manifest))
-            }
-        },
-    ))
-    .await;
+    )?;
+    let registry_log = RetryLog::new(console, "registry");
+
+    // What the repository holds, read before anything is uploaded: the images under the first
+    // tag (their layers are referenced, not uploaded again) and what every tag holds now.
+    let phase = Instant::now();
+    let first_tag = plan.index_tags[0].tag.as_str();
+    let existing = registry
+        .images_under(first_tag, registry_log)
+        .await
+        .with_context(|| format!("reading what `{repository_uri}:{first_tag}` holds"))?;
+    let mut held: BTreeMap<String, Option<String>> = BTreeMap::new();
+    held.insert(first_tag.to_owned(), existing.digest.clone());
+    let other_tags: Vec<&str> = plan
+        .index_tags
+        .iter()
+        .map(|t| t.tag.as_str())
+        .chain(plan.platforms.iter().filter_map(|p| p.arch_tag.as_deref()))
+        .filter(|tag| *tag != first_tag)
+        .collect();
+    let digests = try_join_all(
+        other_tags
+            .iter()
+            .map(|tag| registry.manifest_digest(tag, registry_log)),
+    )
+    .await
+    .context("reading what the tags hold")?;
+    held.extend(other_tags.iter().map(|tag| (*tag).to_owned()).zip(digests));
+    phase_ms.insert("read_repository", elapsed_ms(phase));
+
+    // Each platform image as the registry will hold it: the repository's own when it already
+    // has this exact image, else read from the Engine's export, layers compressed.
+    let temp_root = std::env::temp_dir();
+    let prepared = try_join_all(built.iter().map(|(image, _)| {
+        let (engine, existing, temp_root) = (&engine, &existing, &temp_root);
+        async move {
+            let start = Instant::now();
+            let group = image.platform.to_string();
+            let prepared = prepare_image(engine, image, existing, temp_root, console)
+                .await
+                .with_context(|| format!("preparing the `{group}` image for the registry"))?;
+            anyhow::Ok((prepared, elapsed_ms(start)))
+        }
+    }))
+    .await?;
     console.end_group();
-    let mut results = Vec::new();
-    let mut manifests = Vec::new();
-    for push in pushes {
-        let (result, manifest) = push.context("no index was pushed, so no index tag moved")?;
-        results.push(result);
-        manifests.push(manifest);
+
+    // Decide every tag before uploading anything: a tag that already holds this run's digest
+    // stays; an immutable tag that holds another digest ends the run here.
+    let index = Index::new(
+        prepared
+            .iter()
+            .map(|(image, _)| IndexChild::new(&image.platform, &image.manifest))
+            .collect(),
+    );
+    let index_updates = plan::tag_updates(
+        &plan.index_tags,
+        &held,
+        &index.document.digest,
+        &repository.tag_mutability,
+        &plan.repository,
+    )?;
+    let mut arch_updates = Vec::new();
+    for (platform_plan, (image, _)) in plan.platforms.iter().zip(&prepared) {
+        let update = match &platform_plan.arch_tag {
+            Some(tag) => plan::tag_updates(
+                &[SourcedTag {
+                    tag: tag.clone(),
+                    source: names::ARCH_TAGS,
+                }],
+                &held,
+                &image.manifest.digest,
+                &repository.tag_mutability,
+                &plan.repository,
+            )?
+            .pop(),
+            None => None,
+        };
+        arch_updates.push(update);
     }
 
+    // Every platform image by digest, concurrently; blobs a few at a time across the run.
+    let uploads = Semaphore::new(CONCURRENT_UPLOADS);
+    let pushed = try_join_all(prepared.iter().map(|(image, prepare_ms)| {
+        let (registry, uploads) = (&registry, &uploads);
+        async move {
+            let start = Instant::now();
+            let group = image.platform.to_string();
+            let log = RetryLog::new(console, &group);
+            let stats = registry
+                .push_image(image, uploads, log)
+                .await
+                .with_context(|| {
+                    format!(
+                        "pushing the `{group}` image to `{}`: no index tag moved",
+                        registry.repository_uri()
+                    )
+                })?;
+            log.line(&format!(
+                "pushed {} by digest: {} layers uploaded, {} already in the repository, {} sent",
+                image.manifest.digest,
+                stats.layers_uploaded,
+                stats.layers_reused,
+                crate::report::human_size(stats.bytes_uploaded),
+            ));
+            anyhow::Ok((stats, prepare_ms + elapsed_ms(start)))
+        }
+    }))
+    .await?;
+    console.end_group();
+
+    // The tags last, once every image is in: the index under each tag that does not hold it
+    // yet, then the per-platform tags.
     let phase = Instant::now();
-    let index = registry
-        .push_index(&manifests, &plan.tag_names())
-        .await
-        .context("pushing the multi-arch index")?;
+    for update in &index_updates {
+        if update.action == TagAction::Push {
+            registry
+                .put_manifest(&update.tag, &index.document, registry_log)
+                .await
+                .with_context(|| format!("pushing the index under `{}`", update.tag))?;
+        }
+        console.info(&format!(
+            "{repository_uri}:{} {}",
+            update.tag,
+            match update.action {
+                TagAction::Push => "pushed",
+                TagAction::Unchanged => "unchanged (it already holds this index)",
+            }
+        ));
+    }
+    for (update, (image, _)) in arch_updates.iter().zip(&prepared) {
+        if let Some(update) = update.as_ref().filter(|u| u.action == TagAction::Push) {
+            registry
+                .put_manifest(&update.tag, &image.manifest, registry_log)
+                .await
+                .with_context(|| format!("pushing the per-platform tag `{}`", update.tag))?;
+        }
+    }
     phase_ms.insert("index", elapsed_ms(phase));
     phase_ms.insert("total", elapsed_ms(started));
-    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.digest);
+
+    let platforms = built
+        .iter()
+        .zip(&prepared)
+        .zip(&pushed)
+        .zip(arch_updates)
+        .map(
+            |((((image, build_ms), (prepared, _)), (stats, push_ms)), arch)| PlatformResult {
+                platform: image.platform.clone(),
+                image_id: image.image_id.clone(),
+                image_size: image.size,
+                manifest_digest: prepared.manifest.digest.clone(),
+                content_size: prepared.config.descriptor.size
+                    + prepared
+                        .layers
+                        .iter()
+                        .map(|l| l.descriptor.size)
+                        .sum::<u64>(),
+                layers_uploaded: stats.layers_uploaded,
+                layers_reused: stats.layers_reused,
+                bytes_uploaded: stats.bytes_uploaded,
+                arch_tag: arch.map(|u| (u.tag, u.action)),
+                build_ms: *build_ms,
+                push_ms: *push_ms,
+            },
+        )
+        .collect();
+    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
     Ok(Outcome {
+        tags: index_updates
+            .into_iter()
+            .map(|u| TagResult {
+                reference: format!("{repository_uri}:{}", u.tag),
+                source: u.source,
+                action: u.action,
+            })
+            .collect(),
         registry: registry_host,
         repository_uri,
         repository_created: repository.created,
-        digest: index.digest,
-        media_type: index.media_type,
-        tag_sources: index
-            .references
-            .iter()
-            .zip(&plan.index_tags)
-            .map(|(reference, tag)| (reference.clone(), tag.source))
-            .collect(),
-        references: index.references,
-        platforms: results,
+        digest: index.document.digest,
+        media_type: index.document.media_type,
+        platforms,
         console_url,
         phase_ms,
     })
+}
+
+/// One built image as the registry will hold it. When the repository already has an image
+/// with this config (the image id is the config's digest on the classic store), that image is
+/// reused whole and nothing is exported; otherwise the Engine's export is read, reusing the
+/// layers the repository holds.
+async fn prepare_image(
+    engine: &Engine,
+    image: &BuiltImage,
+    existing: &RepositoryImages,
+    temp_root: &std::path::Path,
+    console: &Console,
+) -> anyhow::Result<PreparedImage> {
+    let group = image.platform.to_string();
+    if let Some(held) = existing.with_config(&image.image_id) {
+        let found = &held.platform;
+        if !image
+            .platform
+            .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
+        {
+            return Err(PlatformMismatch {
+                wanted: image.platform.clone(),
+                found: found.to_string(),
+                digest: held.manifest.digest.clone(),
+            }
+            .into());
+        }
+        console.group_line(
+            &group,
+            &format!(
+                "the repository already holds this image as {}: nothing to export or upload",
+                held.manifest.digest
+            ),
+        );
+        return Ok(PreparedImage::in_repository(
+            image.platform.clone(),
+            held.manifest.clone(),
+            held.config.clone(),
+            held.layers.clone(),
+        ));
+    }
+    console.group_line(&group, "reading the image from the Engine");
+    let prepared = image_export::prepare(
+        &image.platform,
+        engine.export(image),
+        &existing.known,
+        temp_root,
+    )
+    .await?;
+    let reused = prepared
+        .layers
+        .iter()
+        .filter(|l| l.source == BlobSource::Repository)
+        .count();
+    console.group_line(
+        &group,
+        &format!(
+            "manifest {}: {} layers, {reused} of them already in the repository",
+            prepared.manifest.digest,
+            prepared.layers.len()
+        ),
+    );
+    Ok(prepared)
 }

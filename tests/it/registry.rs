@@ -2,8 +2,10 @@
 //! Docker 29's containerd image store pushes it (the image plus an `unknown/unknown`
 //! attestation entry), is flattened to the manifest for the requested platform.
 
+use ecr_multiarch::github::Console;
+use ecr_multiarch::image_export::media_type::{DOCKER_MANIFEST, OCI_INDEX};
 use ecr_multiarch::platform::Platform;
-use ecr_multiarch::registry::{self, Registry, DOCKER_MANIFEST, OCI_INDEX};
+use ecr_multiarch::registry::{self, Index, IndexChild, Registry, RetryLog};
 use sha2::{Digest as _, Sha256};
 
 use super::{command, fixture, testbed, unique_repository, Run};
@@ -78,33 +80,40 @@ async fn a_child_index_is_flattened_to_the_requested_platform() {
         ),
     ]);
 
-    let registry = Registry::new(&tb.registry, &repository, &tb.user, &tb.password);
+    let registry = Registry::new(&tb.registry, &repository, &tb.user, &tb.password).unwrap();
+    let console = Console::new(false);
+    let log = RetryLog::new(&console, "test");
     let arm64: Platform = "linux/arm64".parse().unwrap();
     let resolved = registry
-        .resolve_platform_manifest(&arm64, &child_digest)
+        .platform_image(&arm64, &child_digest, log)
         .await
         .expect("the child index resolves");
-    assert_eq!(resolved.digest, manifest_digest);
-    assert_eq!(resolved.media_type, DOCKER_MANIFEST);
-    assert_eq!(resolved.size, i64::try_from(manifest.len()).unwrap());
+    assert_eq!(resolved.manifest.digest, manifest_digest);
+    assert_eq!(resolved.manifest.media_type, DOCKER_MANIFEST);
+    assert_eq!(resolved.manifest.bytes.len(), manifest.len());
+    assert_eq!(resolved.platform, arm64);
 
     // The index built over it names the manifest, not the child index.
-    let pushed = registry
-        .push_index(&[resolved], &["flattened".to_owned()])
+    let index = Index::new(vec![IndexChild::new(&arm64, &resolved.manifest)]);
+    registry
+        .put_manifest("flattened", &index.document, log)
         .await
         .expect("index pushed");
-    let index = super::skopeo_raw(&repository, "flattened").unwrap();
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
-    assert_eq!(index["manifests"][0]["digest"], manifest_digest.as_str());
+    let read_back = super::skopeo_raw(&repository, "flattened").unwrap();
+    assert_eq!(read_back["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        read_back["manifests"][0]["digest"],
+        manifest_digest.as_str()
+    );
     assert_eq!(
         super::skopeo_digest(&repository, "flattened"),
-        Some(pushed.digest)
+        Some(index.document.digest)
     );
 
     // Asking the child index for a platform it does not hold is a platform mismatch.
     let amd64: Platform = "linux/amd64".parse().unwrap();
     let error = registry
-        .resolve_platform_manifest(&amd64, &child_digest)
+        .platform_image(&amd64, &child_digest, log)
         .await
         .expect_err("no amd64 in it");
     assert!(

@@ -1,0 +1,151 @@
+//! Deterministic gzip: the same layer tar gives the same bytes, hence the same blob digest, on
+//! every run and machine, so a rebuilt layer finds the blob the repository already holds.
+//! The header carries no time, no file name and a fixed OS byte (RFC 1952 section 2.3), and the
+//! level is fixed.
+
+use std::io::{self, Write};
+
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest as _, Sha256};
+
+/// The gzip level: zlib's default, what `docker push` and BuildKit use, so sizes in the
+/// registry are what users know.
+const LEVEL: u32 = 6;
+/// "Unknown" operating system in the gzip header (Go's `compress/gzip` writes the same).
+const OS_UNKNOWN: u8 = 255;
+
+/// A writer that hashes and counts what passes through it.
+pub struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Hashing<W> {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The `sha256:` digest and size of everything written, and the inner writer.
+    pub fn finish(self) -> (String, u64, W) {
+        (
+            format!("sha256:{:x}", self.hasher.finalize()),
+            self.bytes,
+            self.inner,
+        )
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Compresses everything written into `out`, hashing both sides: the uncompressed tar's digest
+/// is the layer's `diff_id`, the compressed one the blob's digest.
+pub struct LayerCompressor<W: Write> {
+    encoder: flate2::write::GzEncoder<Hashing<W>>,
+    uncompressed: Sha256,
+    uncompressed_bytes: u64,
+}
+
+/// What compressing one layer gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compressed {
+    /// `sha256:` of the uncompressed tar.
+    pub diff_id: String,
+    /// `sha256:` of the gzip stream.
+    pub digest: String,
+    /// Size of the gzip stream, bytes.
+    pub size: u64,
+    /// Size of the uncompressed tar, bytes.
+    pub uncompressed_size: u64,
+}
+
+impl<W: Write> LayerCompressor<W> {
+    /// A compressor writing the gzip stream into `out`.
+    pub fn new(out: W) -> LayerCompressor<W> {
+        LayerCompressor {
+            encoder: GzBuilder::new()
+                .mtime(0)
+                .operating_system(OS_UNKNOWN)
+                .write(Hashing::new(out), Compression::new(LEVEL)),
+            uncompressed: Sha256::new(),
+            uncompressed_bytes: 0,
+        }
+    }
+
+    /// Ends the gzip stream and returns the digests and the inner writer.
+    pub fn finish(self) -> io::Result<(Compressed, W)> {
+        let (digest, size, out) = self.encoder.finish()?.finish();
+        Ok((
+            Compressed {
+                diff_id: format!("sha256:{:x}", self.uncompressed.finalize()),
+                digest,
+                size,
+                uncompressed_size: self.uncompressed_bytes,
+            },
+            out,
+        ))
+    }
+}
+
+impl<W: Write> Write for LayerCompressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.encoder.write(buf)?;
+        self.uncompressed.update(&buf[..written]);
+        self.uncompressed_bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.encoder.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compress(data: &[u8]) -> (Compressed, Vec<u8>) {
+        let mut compressor = LayerCompressor::new(Vec::new());
+        for chunk in data.chunks(7) {
+            compressor.write_all(chunk).expect("write");
+        }
+        compressor.finish().expect("finish")
+    }
+
+    #[test]
+    fn the_same_layer_gives_the_same_blob() {
+        let data = b"a layer tar, more or less".repeat(1000);
+        let (first, bytes) = compress(&data);
+        let (second, again) = compress(&data);
+        assert_eq!(first, second);
+        assert_eq!(bytes, again);
+        // No time and no name in the header: bytes 4..8 (MTIME) are zero, FLG has no FNAME.
+        assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
+        assert_eq!(bytes[9], OS_UNKNOWN);
+        assert_eq!(first.uncompressed_size, data.len() as u64);
+        assert_eq!(first.size, bytes.len() as u64);
+        assert_eq!(first.diff_id, format!("sha256:{:x}", Sha256::digest(&data)));
+        assert_eq!(first.digest, format!("sha256:{:x}", Sha256::digest(&bytes)));
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut decoded)
+            .expect("gunzip");
+        assert_eq!(decoded, data);
+    }
+}

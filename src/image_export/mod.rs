@@ -1,0 +1,526 @@
+//! The Engine's image export (`GET /images/{name}/get`, the `docker save` format) turned into
+//! what a registry needs: the image config, every layer as a compressed blob, and the image
+//! manifest that names them. Knows no server: the export arrives as a byte stream, what the
+//! repository already holds arrives as [`KnownLayers`], and the result is handed to `registry`.
+//!
+//! Three layouts reach us (TESTBED.md): Docker 20.10's legacy one (`manifest.json`,
+//! `<id>/layer.tar`, uncompressed), Docker 25+'s classic store (an OCI layout whose layer blobs
+//! are uncompressed tars named by their `diff_id`) and the containerd image store (an OCI layout
+//! with the layers compressed as stored). Every one carries `manifest.json`, which names the
+//! config and the layers in order; that is what we read. Layers are read once, as they stream
+//! by: a layer the repository already holds is skipped unread, a compressed one is copied as
+//! it is, an uncompressed one is compressed deterministically on the way to a temporary file.
+//! Memory stays bounded whatever the layer size.
+
+pub mod compress;
+pub mod media_type;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::platform::{Platform, PlatformMismatch};
+use compress::{Hashing, LayerCompressor};
+
+/// Largest document (config, manifest, `manifest.json`) read into memory; anything larger that
+/// is not JSON is a layer.
+const MAX_DOCUMENT: u64 = 4 * 1024 * 1024;
+/// Copy buffer for layers.
+const CHUNK: usize = 256 * 1024;
+
+/// Why an export could not be turned into an image for the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image is not for the platform that was asked.
+    #[error(transparent)]
+    PlatformMismatch(#[from] PlatformMismatch),
+    /// Reading the export or writing a temporary file failed.
+    #[error("{what}")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The export is not what the Engine should send.
+    #[error("the image export of `{platform}` is not valid: {reason}")]
+    Malformed {
+        /// The platform whose export it is.
+        platform: Platform,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A content descriptor, as manifests name blobs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// What the blob is.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `sha256:` of its bytes.
+    pub digest: String,
+}
+
+/// Layer blobs the repository already holds, found by the layer's `diff_id` (from the configs
+/// of images already pushed) or by the blob's own digest.
+#[derive(Debug, Clone, Default)]
+pub struct KnownLayers {
+    by_key: HashMap<String, Descriptor>,
+}
+
+impl KnownLayers {
+    /// Records that the repository holds `blob`, the compressed form of layer `diff_id`.
+    pub fn insert(&mut self, diff_id: &str, blob: Descriptor) {
+        self.by_key
+            .entry(blob.digest.clone())
+            .or_insert_with(|| blob.clone());
+        self.by_key.entry(diff_id.to_owned()).or_insert(blob);
+    }
+
+    /// The blob for a `diff_id` or a blob digest.
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<&Descriptor> {
+        self.by_key.get(key)
+    }
+
+    /// How many keys are known (diff ids and digests).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Whether nothing is known.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+/// Where a blob's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobSource {
+    /// The repository already holds it: nothing to upload.
+    Repository,
+    /// A temporary file of this run.
+    File(PathBuf),
+    /// In memory (configs).
+    Memory(Bytes),
+}
+
+/// One blob of an image and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blob {
+    /// How the manifest names it.
+    pub descriptor: Descriptor,
+    /// Where to read it from when the registry lacks it.
+    pub source: BlobSource,
+}
+
+/// An image manifest document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestDocument {
+    /// The exact bytes pushed.
+    pub bytes: Bytes,
+    /// `sha256:` of the bytes.
+    pub digest: String,
+    /// Docker schema 2 or OCI.
+    pub media_type: String,
+}
+
+impl ManifestDocument {
+    /// A document and its digest.
+    #[must_use]
+    pub fn new(bytes: impl Into<Bytes>, media_type: &str) -> ManifestDocument {
+        let bytes = bytes.into();
+        ManifestDocument {
+            digest: format!("sha256:{:x}", Sha256::digest(&bytes)),
+            bytes,
+            media_type: media_type.to_owned(),
+        }
+    }
+}
+
+/// One platform's image, ready for the registry: config, layers and manifest.
+#[derive(Debug)]
+pub struct PreparedImage {
+    /// The platform it was built for (checked against its config).
+    pub platform: Platform,
+    /// The image config blob.
+    pub config: Blob,
+    /// The layer blobs, in order.
+    pub layers: Vec<Blob>,
+    /// The manifest naming them.
+    pub manifest: ManifestDocument,
+    /// Holds the temporary layer files until the image is pushed.
+    _spool: Option<tempfile::TempDir>,
+}
+
+impl PreparedImage {
+    /// An image the repository already holds whole (same config, so same layers): its manifest
+    /// as stored; nothing needs uploading.
+    #[must_use]
+    pub fn in_repository(
+        platform: Platform,
+        manifest: ManifestDocument,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    ) -> PreparedImage {
+        let held = |descriptor| Blob {
+            descriptor,
+            source: BlobSource::Repository,
+        };
+        PreparedImage {
+            platform,
+            config: held(config),
+            layers: layers.into_iter().map(held).collect(),
+            manifest,
+            _spool: None,
+        }
+    }
+}
+
+/// What one tar entry of the export turned out to be.
+enum Entry {
+    /// A small JSON document.
+    Document(Bytes),
+    /// A layer the repository already holds (found by the entry's name), skipped unread.
+    Known(Descriptor),
+    /// An uncompressed layer tar, compressed into a file.
+    Compressed {
+        diff_id: String,
+        blob: Descriptor,
+        path: PathBuf,
+    },
+    /// A layer already compressed in the export (containerd image store), copied as it is.
+    AsStored { blob: Descriptor, path: PathBuf },
+}
+
+/// `manifest.json` of a `docker save` archive.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SaveManifest {
+    config: String,
+    layers: Vec<String>,
+}
+
+/// The parts of an image config we check.
+#[derive(Deserialize)]
+struct ImageConfig {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    diff_ids: Vec<String>,
+}
+
+/// Reads the Engine's export of the image built for `platform` and prepares it for the
+/// registry, reusing the blobs in `known`. Layers are spooled under `temp_root`.
+pub async fn prepare<S, E>(
+    platform: &Platform,
+    export: S,
+    known: &KnownLayers,
+    temp_root: &Path,
+) -> Result<PreparedImage, Error>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let io_error = |what: String| move |source| Error::Io { what, source };
+    let spool = tempfile::Builder::new()
+        .prefix("ecr-multiarch-")
+        .tempdir_in(temp_root)
+        .map_err(io_error(format!(
+            "creating a temporary folder in `{}` for the `{platform}` layers",
+            temp_root.display()
+        )))?;
+    let reader = tokio_util::io::StreamReader::new(export.map_err(io::Error::other));
+    let bridge = tokio_util::io::SyncIoBridge::new(reader);
+    let dir = spool.path().to_owned();
+    let lookup = known.clone();
+    let entries = tokio::task::spawn_blocking(move || read_entries(bridge, &dir, &lookup))
+        .await
+        .map_err(|e| Error::Io {
+            what: format!("reading the image export of `{platform}`"),
+            source: io::Error::other(e),
+        })?
+        .map_err(io_error(format!(
+            "reading the image export of `{platform}`"
+        )))?;
+    assemble(platform, entries, known, spool)
+}
+
+/// Reads every regular file of the export tar, in one pass.
+fn read_entries(
+    reader: impl Read,
+    dir: &Path,
+    known: &KnownLayers,
+) -> io::Result<HashMap<String, Entry>> {
+    let mut entries = HashMap::new();
+    let mut archive = tar::Archive::new(reader);
+    for (index, entry) in archive.entries()?.enumerate() {
+        let mut entry = entry?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = entry.path()?.to_string_lossy().into_owned();
+        let size = entry.size();
+        // OCI layouts name blobs by digest: a layer the repository holds is not read at all.
+        if let Some(blob) = name
+            .strip_prefix("blobs/sha256/")
+            .and_then(|hex| known.get(&format!("sha256:{hex}")))
+        {
+            io::copy(&mut entry, &mut io::sink())?;
+            entries.insert(name, Entry::Known(blob.clone()));
+            continue;
+        }
+        let mut head = Vec::with_capacity(512);
+        (&mut entry).take(512).read_to_end(&mut head)?;
+        let looks_like_json = head
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{' || *b == b'[');
+        let read = if size <= MAX_DOCUMENT && looks_like_json {
+            let mut bytes = head;
+            entry.read_to_end(&mut bytes)?;
+            Entry::Document(Bytes::from(bytes))
+        } else if let Some(media_type) = compressed_media_type(&head) {
+            let path = dir.join(format!("{index}.blob"));
+            let mut out = Hashing::new(BufWriter::with_capacity(CHUNK, File::create(&path)?));
+            out.write_all(&head)?;
+            copy(&mut entry, &mut out)?;
+            let (digest, size, file) = out.finish();
+            file.into_inner().map_err(io::IntoInnerError::into_error)?;
+            Entry::AsStored {
+                blob: Descriptor {
+                    media_type: media_type.to_owned(),
+                    size,
+                    digest,
+                },
+                path,
+            }
+        } else {
+            let path = dir.join(format!("{index}.tar.gz"));
+            let mut compressor =
+                LayerCompressor::new(BufWriter::with_capacity(CHUNK, File::create(&path)?));
+            compressor.write_all(&head)?;
+            copy(&mut entry, &mut compressor)?;
+            let (compressed, file) = compressor.finish()?;
+            file.into_inner().map_err(io::IntoInnerError::into_error)?;
+            Entry::Compressed {
+                diff_id: compressed.diff_id,
+                blob: Descriptor {
+                    media_type: media_type::DOCKER_LAYER_GZIP.to_owned(),
+                    size: compressed.size,
+                    digest: compressed.digest,
+                },
+                path,
+            }
+        };
+        entries.insert(name, read);
+    }
+    Ok(entries)
+}
+
+fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
+    let mut buffer = vec![0; CHUNK];
+    loop {
+        let n = from.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buffer[..n])?;
+    }
+}
+
+/// The layer media type for a stream that starts with a compression magic number.
+fn compressed_media_type(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(media_type::DOCKER_LAYER_GZIP)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(media_type::OCI_LAYER_ZSTD)
+    } else {
+        None
+    }
+}
+
+/// Puts the read entries together: config, layers in order, the manifest.
+fn assemble(
+    platform: &Platform,
+    mut entries: HashMap<String, Entry>,
+    known: &KnownLayers,
+    spool: tempfile::TempDir,
+) -> Result<PreparedImage, Error> {
+    let malformed = |reason: String| Error::Malformed {
+        platform: platform.clone(),
+        reason,
+    };
+    let document = |entries: &HashMap<String, Entry>, name: &str| match entries.get(name) {
+        Some(Entry::Document(bytes)) => Ok(bytes.clone()),
+        _ => Err(malformed(format!(
+            "`{name}` is missing or not a JSON document"
+        ))),
+    };
+    let save: Vec<SaveManifest> = serde_json::from_slice(&document(&entries, "manifest.json")?)
+        .map_err(|e| malformed(format!("`manifest.json`: {e}")))?;
+    let [save] = <[SaveManifest; 1]>::try_from(save).map_err(|all| {
+        malformed(format!(
+            "`manifest.json` names {} images, not one",
+            all.len()
+        ))
+    })?;
+    let config_bytes = document(&entries, &save.config)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| malformed(format!("the image config: {e}")))?;
+    let config_digest = format!("sha256:{:x}", Sha256::digest(&config_bytes));
+    if !platform.is_satisfied_by(&config.os, &config.architecture, config.variant.as_deref()) {
+        return Err(PlatformMismatch {
+            wanted: platform.clone(),
+            found: [Some(config.os), Some(config.architecture), config.variant]
+                .into_iter()
+                .flatten()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("/"),
+            digest: config_digest,
+        }
+        .into());
+    }
+    if config.rootfs.diff_ids.len() != save.layers.len() {
+        return Err(malformed(format!(
+            "the config lists {} layers, `manifest.json` {}",
+            config.rootfs.diff_ids.len(),
+            save.layers.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(save.layers.len());
+    for (name, diff_id) in save.layers.iter().zip(&config.rootfs.diff_ids) {
+        let held = |descriptor: Descriptor| Blob {
+            descriptor,
+            source: BlobSource::Repository,
+        };
+        let blob = match entries.remove(name) {
+            Some(Entry::Known(descriptor)) => held(descriptor),
+            Some(Entry::Compressed {
+                diff_id: read,
+                blob,
+                path,
+            }) => {
+                if &read != diff_id {
+                    return Err(malformed(format!(
+                        "layer `{name}` is `{read}`, the config says `{diff_id}`"
+                    )));
+                }
+                // Docker 20.10's layout names layers by a v1 id: only now is the diff_id known.
+                match known.get(diff_id) {
+                    Some(descriptor) => held(descriptor.clone()),
+                    None => Blob {
+                        descriptor: blob,
+                        source: BlobSource::File(path),
+                    },
+                }
+            }
+            Some(Entry::AsStored { blob, path }) => match known.get(diff_id) {
+                Some(descriptor) => held(descriptor.clone()),
+                None => Blob {
+                    descriptor: blob,
+                    source: BlobSource::File(path),
+                },
+            },
+            Some(Entry::Document(_)) | None => {
+                return Err(malformed(format!("layer `{name}` is missing")));
+            }
+        };
+        layers.push(blob);
+    }
+    let manifest = image_manifest(&config_bytes, &config_digest, &layers);
+    Ok(PreparedImage {
+        platform: platform.clone(),
+        config: Blob {
+            descriptor: Descriptor {
+                media_type: if manifest.media_type == media_type::DOCKER_MANIFEST {
+                    media_type::DOCKER_CONFIG
+                } else {
+                    media_type::OCI_CONFIG
+                }
+                .to_owned(),
+                size: config_bytes.len() as u64,
+                digest: config_digest,
+            },
+            source: BlobSource::Memory(config_bytes),
+        },
+        layers,
+        manifest,
+        _spool: Some(spool),
+    })
+}
+
+/// The image manifest over a config and its layers: Docker schema 2 when every layer is gzip
+/// (what `docker push` writes, read by every client), OCI when one is zstd (schema 2 has no
+/// zstd type). Field order is fixed, so the same blobs give the same manifest digest.
+fn image_manifest(config: &[u8], config_digest: &str, layers: &[Blob]) -> ManifestDocument {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Manifest<'a> {
+        schema_version: u32,
+        media_type: &'a str,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    }
+    let gzip_only = layers.iter().all(|l| {
+        l.descriptor.media_type == media_type::DOCKER_LAYER_GZIP
+            || l.descriptor.media_type == media_type::OCI_LAYER_GZIP
+    });
+    let (manifest_type, config_type, gzip_type) = if gzip_only {
+        (
+            media_type::DOCKER_MANIFEST,
+            media_type::DOCKER_CONFIG,
+            media_type::DOCKER_LAYER_GZIP,
+        )
+    } else {
+        (
+            media_type::OCI_MANIFEST,
+            media_type::OCI_CONFIG,
+            media_type::OCI_LAYER_GZIP,
+        )
+    };
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: manifest_type,
+        config: Descriptor {
+            media_type: config_type.to_owned(),
+            size: config.len() as u64,
+            digest: config_digest.to_owned(),
+        },
+        layers: layers
+            .iter()
+            .map(|l| {
+                let mut descriptor = l.descriptor.clone();
+                // The same gzip bytes under the type of the manifest's family.
+                if descriptor.media_type == media_type::DOCKER_LAYER_GZIP
+                    || descriptor.media_type == media_type::OCI_LAYER_GZIP
+                {
+                    gzip_type.clone_into(&mut descriptor.media_type);
+                }
+                descriptor
+            })
+            .collect(),
+    };
+    let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
+    ManifestDocument::new(bytes, manifest_type)
+}

@@ -1,0 +1,144 @@
+//! The multi-arch index over the platform images: a Docker manifest list when every child is a
+//! Docker manifest (what `docker manifest` and buildx's docker exporter write), an OCI index
+//! otherwise. The same children in the same order give the same bytes, so a re-run computes
+//! the digest the tags already hold.
+//! Spec: <https://github.com/opencontainers/image-spec/blob/main/image-index.md>.
+
+use serde::Serialize;
+
+use crate::image_export::{media_type, ManifestDocument};
+use crate::platform::Platform;
+
+/// One entry of the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexChild {
+    /// The platform, as the index names it.
+    pub platform: Platform,
+    /// The child manifest's digest.
+    pub digest: String,
+    /// The child manifest's media type.
+    pub media_type: String,
+    /// The child manifest's size in bytes.
+    pub size: u64,
+}
+
+impl IndexChild {
+    /// The entry for a manifest document.
+    #[must_use]
+    pub fn new(platform: &Platform, manifest: &ManifestDocument) -> IndexChild {
+        IndexChild {
+            platform: platform.clone(),
+            digest: manifest.digest.clone(),
+            media_type: manifest.media_type.clone(),
+            size: manifest.bytes.len() as u64,
+        }
+    }
+}
+
+/// The index document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Index {
+    /// Its bytes, digest and media type.
+    pub document: ManifestDocument,
+    /// Its children, in order.
+    pub children: Vec<IndexChild>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexJson<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    manifests: Vec<EntryJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryJson<'a> {
+    media_type: &'a str,
+    digest: &'a str,
+    size: u64,
+    platform: PlatformJson<'a>,
+}
+
+#[derive(Serialize)]
+struct PlatformJson<'a> {
+    architecture: &'a str,
+    os: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+}
+
+impl Index {
+    /// The index over `children`, in their order.
+    #[must_use]
+    pub fn new(children: Vec<IndexChild>) -> Index {
+        let media_type = if children
+            .iter()
+            .all(|c| c.media_type == media_type::DOCKER_MANIFEST)
+        {
+            media_type::DOCKER_MANIFEST_LIST
+        } else {
+            media_type::OCI_INDEX
+        };
+        let json = IndexJson {
+            schema_version: 2,
+            media_type,
+            manifests: children
+                .iter()
+                .map(|c| EntryJson {
+                    media_type: &c.media_type,
+                    digest: &c.digest,
+                    size: c.size,
+                    platform: PlatformJson {
+                        architecture: &c.platform.architecture,
+                        os: &c.platform.os,
+                        variant: c.platform.variant.as_deref(),
+                    },
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&json).unwrap_or_default();
+        Index {
+            document: ManifestDocument::new(bytes, media_type),
+            children,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn child(platform: &str, media: &str) -> IndexChild {
+        IndexChild {
+            platform: platform.parse().expect("platform"),
+            digest: format!("sha256:{}", "a".repeat(64)),
+            media_type: media.to_owned(),
+            size: 942,
+        }
+    }
+
+    #[test]
+    fn docker_children_make_a_manifest_list_and_the_bytes_are_stable() {
+        let index = Index::new(vec![
+            child("linux/amd64", media_type::DOCKER_MANIFEST),
+            child("linux/arm/v7", media_type::DOCKER_MANIFEST),
+        ]);
+        assert_eq!(index.document.media_type, media_type::DOCKER_MANIFEST_LIST);
+        let again = Index::new(index.children.clone());
+        assert_eq!(again.document.digest, index.document.digest);
+        let json: serde_json::Value = serde_json::from_slice(&index.document.bytes).expect("json");
+        assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
+        assert!(json["manifests"][0]["platform"].get("variant").is_none());
+    }
+
+    #[test]
+    fn one_oci_child_makes_an_oci_index() {
+        let index = Index::new(vec![
+            child("linux/amd64", media_type::DOCKER_MANIFEST),
+            child("linux/arm64", media_type::OCI_MANIFEST),
+        ]);
+        assert_eq!(index.document.media_type, media_type::OCI_INDEX);
+    }
+}

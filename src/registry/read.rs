@@ -1,0 +1,303 @@
+//! Reading what the repository already holds: the digest under a tag, and the images under the
+//! first tag with their configs, from which we learn which blob holds which layer (`diff_id`),
+//! so that a rebuilt layer is referenced instead of compressed and uploaded again.
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use super::request::Fetched;
+use super::retry::RetryLog;
+use super::{Error, Registry};
+use crate::image_export::{media_type, Descriptor, KnownLayers, ManifestDocument};
+use crate::platform::{Platform, PlatformMismatch};
+
+/// An image manifest as stored, with what its config says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingImage {
+    /// The manifest.
+    pub manifest: ManifestDocument,
+    /// Its config blob.
+    pub config: Descriptor,
+    /// Its layer blobs.
+    pub layers: Vec<Descriptor>,
+    /// The platform its config names.
+    pub platform: Platform,
+}
+
+/// The images under one tag.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryImages {
+    /// The digest the tag holds; `None` when it does not exist.
+    pub digest: Option<String>,
+    /// Its image manifests: the children of an index (attestations left out), or the one image.
+    pub images: Vec<ExistingImage>,
+    /// Every layer blob of those images, by `diff_id` and by digest.
+    pub known: KnownLayers,
+}
+
+impl RepositoryImages {
+    /// The image whose config is `config_digest`: the same config means the same layers, so
+    /// the image is already there whole.
+    #[must_use]
+    pub fn with_config(&self, config_digest: &str) -> Option<&ExistingImage> {
+        self.images
+            .iter()
+            .find(|i| i.config.digest == config_digest)
+    }
+}
+
+#[derive(Deserialize)]
+struct ImageManifestJson {
+    config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct IndexJson {
+    manifests: Vec<IndexEntryJson>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexEntryJson {
+    digest: String,
+    platform: Option<PlatformJson>,
+}
+
+#[derive(Deserialize)]
+struct PlatformJson {
+    architecture: String,
+    os: String,
+    variant: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfigJson {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
+    rootfs: Option<RootFsJson>,
+}
+
+#[derive(Deserialize)]
+struct RootFsJson {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+fn malformed(what: String) -> impl FnOnce(serde_json::Error) -> Error {
+    move |e| Error::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+impl Registry {
+    /// The digest a tag (or digest) holds, from a HEAD; `None` when it does not exist.
+    pub async fn manifest_digest(
+        &self,
+        reference: &str,
+        log: RetryLog<'_>,
+    ) -> Result<Option<String>, Error> {
+        let operation = format!("reading `{reference}`");
+        let url = self.url(&format!("manifests/{reference}"));
+        let Some(response) = self
+            .send(&operation, log, true, || {
+                self.http
+                    .head(&url)
+                    .header(reqwest::header::ACCEPT, media_type::MANIFESTS.join(", "))
+            })
+            .await?
+        else {
+            return Ok(None);
+        };
+        let header = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match header {
+            Some(digest) => Ok(Some(digest)),
+            // A registry that leaves the header out: hash the document itself.
+            None => Ok(self
+                .manifest(reference, log)
+                .await?
+                .map(|document| document.digest)),
+        }
+    }
+
+    /// The manifest or index a tag or digest holds, as stored; `None` when it does not exist.
+    pub async fn manifest(
+        &self,
+        reference: &str,
+        log: RetryLog<'_>,
+    ) -> Result<Option<ManifestDocument>, Error> {
+        let operation = format!("reading the manifest `{reference}`");
+        let url = self.url(&format!("manifests/{reference}"));
+        let fetched = self
+            .fetch(&operation, log, || {
+                self.http
+                    .get(&url)
+                    .header(reqwest::header::ACCEPT, media_type::MANIFESTS.join(", "))
+            })
+            .await?;
+        Ok(fetched.map(|Fetched { headers, body }| {
+            let declared = headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .filter(|t| media_type::MANIFESTS.contains(t))
+                .map(str::to_owned);
+            let media_type = declared.unwrap_or_else(|| media_type::of_manifest(&body));
+            ManifestDocument::new(body, &media_type)
+        }))
+    }
+
+    /// A small blob (an image config) read whole.
+    pub async fn small_blob(&self, digest: &str, log: RetryLog<'_>) -> Result<Vec<u8>, Error> {
+        let operation = format!("reading the blob `{digest}`");
+        let url = self.url(&format!("blobs/{digest}"));
+        let fetched = self.fetch(&operation, log, || self.http.get(&url)).await?;
+        let body = fetched
+            .ok_or_else(|| Error::Malformed {
+                what: format!("the blob `{digest}`"),
+                reason: "the repository does not have it".to_owned(),
+            })?
+            .body;
+        let actual = format!("sha256:{:x}", Sha256::digest(&body));
+        if actual != digest {
+            return Err(Error::Malformed {
+                what: format!("the blob `{digest}`"),
+                reason: format!("its content hashes to `{actual}`"),
+            });
+        }
+        Ok(body)
+    }
+
+    /// An image manifest and what its config says.
+    async fn existing_image(
+        &self,
+        manifest: ManifestDocument,
+        log: RetryLog<'_>,
+        known: &mut KnownLayers,
+    ) -> Result<ExistingImage, Error> {
+        let parsed: ImageManifestJson = serde_json::from_slice(&manifest.bytes)
+            .map_err(malformed(format!("the manifest `{}`", manifest.digest)))?;
+        let config_bytes = self.small_blob(&parsed.config.digest, log).await?;
+        let config: ConfigJson = serde_json::from_slice(&config_bytes).map_err(malformed(
+            format!("the image config `{}`", parsed.config.digest),
+        ))?;
+        if let Some(rootfs) = &config.rootfs {
+            if rootfs.diff_ids.len() == parsed.layers.len() {
+                for (diff_id, layer) in rootfs.diff_ids.iter().zip(&parsed.layers) {
+                    known.insert(diff_id, layer.clone());
+                }
+            }
+        }
+        Ok(ExistingImage {
+            platform: Platform {
+                os: config.os,
+                architecture: config.architecture,
+                variant: config.variant.filter(|v| !v.is_empty()),
+            },
+            config: parsed.config,
+            layers: parsed.layers,
+            manifest,
+        })
+    }
+
+    /// The images the repository holds under `tag`, and the layers they are made of. Nothing
+    /// (not an error) when the tag does not exist.
+    pub async fn images_under(
+        &self,
+        tag: &str,
+        log: RetryLog<'_>,
+    ) -> Result<RepositoryImages, Error> {
+        let Some(top) = self.manifest(tag, log).await? else {
+            return Ok(RepositoryImages::default());
+        };
+        let mut known = KnownLayers::default();
+        let mut images = Vec::new();
+        let digest = top.digest.clone();
+        if media_type::is_index(&top.media_type) {
+            let index: IndexJson = serde_json::from_slice(&top.bytes)
+                .map_err(malformed(format!("the index under `{tag}`")))?;
+            for entry in index.manifests {
+                // Attestation manifests (`unknown/unknown`) hold no image.
+                if entry.platform.as_ref().is_some_and(|p| p.os == "unknown") {
+                    continue;
+                }
+                let Some(child) = self.manifest(&entry.digest, log).await? else {
+                    continue;
+                };
+                if media_type::is_index(&child.media_type) {
+                    continue;
+                }
+                images.push(self.existing_image(child, log, &mut known).await?);
+            }
+        } else {
+            images.push(self.existing_image(top, log, &mut known).await?);
+        }
+        Ok(RepositoryImages {
+            digest: Some(digest),
+            images,
+            known,
+        })
+    }
+
+    /// Reads the image at `digest` for `platform`: a child that is itself an index (what a
+    /// containerd-store daemon pushes: the image plus `unknown/unknown` attestations) is
+    /// flattened to its entry for the platform, and the image config must name the platform.
+    pub async fn platform_image(
+        &self,
+        platform: &Platform,
+        digest: &str,
+        log: RetryLog<'_>,
+    ) -> Result<ExistingImage, Error> {
+        let missing = |digest: &str| Error::Malformed {
+            what: format!("the `{platform}` image `{digest}`"),
+            reason: "the repository does not have it".to_owned(),
+        };
+        let document = self
+            .manifest(digest, log)
+            .await?
+            .ok_or_else(|| missing(digest))?;
+        let document = if media_type::is_index(&document.media_type) {
+            let index: IndexJson = serde_json::from_slice(&document.bytes)
+                .map_err(malformed(format!("the `{platform}` index `{digest}`")))?;
+            let entry = index
+                .manifests
+                .iter()
+                .find(|m| {
+                    m.platform.as_ref().is_some_and(|p| {
+                        platform.is_satisfied_by(&p.os, &p.architecture, p.variant.as_deref())
+                    })
+                })
+                .ok_or_else(|| PlatformMismatch {
+                    wanted: platform.clone(),
+                    found: "an index without that platform".to_owned(),
+                    digest: digest.to_owned(),
+                })?;
+            self.manifest(&entry.digest, log)
+                .await?
+                .ok_or_else(|| missing(&entry.digest))?
+        } else {
+            document
+        };
+        let image = self
+            .existing_image(document, log, &mut KnownLayers::default())
+            .await?;
+        let found = &image.platform;
+        if !platform.is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref()) {
+            return Err(PlatformMismatch {
+                wanted: platform.clone(),
+                found: found.to_string(),
+                digest: image.manifest.digest.clone(),
+            }
+            .into());
+        }
+        Ok(image)
+    }
+}
