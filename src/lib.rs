@@ -15,4 +15,5 @@ pub mod platform;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod tag_mutability;
 pub mod tag_rules;
