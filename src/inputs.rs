@@ -710,6 +710,20 @@ fn tag_mutability(
     filters: Option<&String>,
 ) -> Result<TagMutability, InputError> {
     const FILTERS: &str = names::IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS;
+    const MODES: &[&str] = &[
+        "MUTABLE",
+        "IMMUTABLE",
+        "IMMUTABLE_WITH_EXCLUSION",
+        "MUTABLE_WITH_EXCLUSION",
+    ];
+    // The mode first: filters are judged against it.
+    let mode = given(mode).unwrap_or("MUTABLE");
+    if !MODES.contains(&mode) {
+        return Err(InputError::new(
+            names::IMAGE_TAG_MUTABILITY,
+            format!("`{mode}` is not a tag mutability: use `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`"),
+        ));
+    }
     let mut parsed: Vec<TagFilter> = Vec::new();
     for item in list(given(filters).unwrap_or("")) {
         let filter: TagFilter =
@@ -734,7 +748,6 @@ fn tag_mutability(
             ),
         ));
     }
-    let mode = given(mode).unwrap_or("MUTABLE");
     match (mode, parsed.is_empty()) {
         ("MUTABLE", true) => Ok(TagMutability::Mutable),
         ("IMMUTABLE", true) => Ok(TagMutability::Immutable),
@@ -744,13 +757,9 @@ fn tag_mutability(
             FILTERS,
             format!("exclusion filters apply only to the modes `MUTABLE_WITH_EXCLUSION` and `IMMUTABLE_WITH_EXCLUSION`, and `image-tag-mutability` is `{mode}`: set one of those modes or leave the filters empty"),
         )),
-        ("MUTABLE_WITH_EXCLUSION" | "IMMUTABLE_WITH_EXCLUSION", true) => Err(InputError::new(
+        _ => Err(InputError::new(
             FILTERS,
             format!("`image-tag-mutability` is `{mode}`, which needs at least one filter: give the tags it excepts, e.g. `latest` or `dev-*`"),
-        )),
-        (other, _) => Err(InputError::new(
-            names::IMAGE_TAG_MUTABILITY,
-            format!("`{other}` is not a tag mutability: use `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`"),
         )),
     }
 }
@@ -1006,6 +1015,7 @@ mod tests {
     #[case::exclusion_mode_without_filters(Args { image_tag_mutability: Some("IMMUTABLE_WITH_EXCLUSION".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
     #[case::filters_with_plain_mode(Args { image_tag_mutability: Some("IMMUTABLE".into()), image_tag_mutability_exclusion_filters: Some("latest".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
     #[case::filter_not_a_wildcard(Args { image_tag_mutability: Some("MUTABLE_WITH_EXCLUSION".into()), image_tag_mutability_exclusion_filters: Some("v[0-9]+".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
+    #[case::bad_mode_with_bad_filters(Args { image_tag_mutability: Some("IMMUTABLE_WITH_EXCLUSIONS".into()), image_tag_mutability_exclusion_filters: Some("v[0-9]+".into()), ..args() }, "image-tag-mutability")]
     #[case::too_many_filters(Args { image_tag_mutability: Some("MUTABLE_WITH_EXCLUSION".into()), image_tag_mutability_exclusion_filters: Some("a,b,c,d,e,f".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
     #[case::missing_context(Args { context: Some("/nonexistent".into()), ..args() }, "context")]
     #[case::missing_file(Args { file: Some("/nonexistent/Dockerfile".into()), ..args() }, "file")]
