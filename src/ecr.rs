@@ -4,10 +4,14 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecr::error::SdkError;
-use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
+use aws_sdk_ecr::types::{
+    ImageScanningConfiguration, ImageTagMutability, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType, Tag,
+};
 use base64::Engine as _;
 
 use crate::inputs::{Request, TagMutability};
+use crate::tag_mutability::TagFilter;
 
 /// A failure talking to ECR; callers branch on a missing repository.
 #[derive(Debug, thiserror::Error)]
@@ -88,16 +92,60 @@ impl std::fmt::Debug for RegistryCredentials {
 pub struct Repository {
     /// Whether this run created it.
     pub created: bool,
-    /// Its tag mutability as ECR holds it: what decides whether an existing tag may move,
-    /// whatever `image-tag-mutability` asked (that applies only when creating).
-    pub tag_mutability: TagMutability,
+    /// Its tag mutability as ECR reports it (for a repository that existed, whatever it was
+    /// created with, not the `image-tag-mutability` input).
+    pub mutability: TagMutability,
 }
 
-/// The tag mutability of a repository as ECR describes it.
-fn tag_mutability_of(repository: &aws_sdk_ecr::types::Repository) -> TagMutability {
-    match repository.image_tag_mutability() {
-        Some(ImageTagMutability::Immutable) => TagMutability::Immutable,
-        _ => TagMutability::Mutable,
+/// The request's mutability in the SDK's terms: the mode, and the filters when it has any
+/// (ECR refuses an empty filter list, and any filters with a plain mode).
+fn to_ecr(
+    mutability: &TagMutability,
+) -> Result<
+    (
+        ImageTagMutability,
+        Option<Vec<ImageTagMutabilityExclusionFilter>>,
+    ),
+    Error,
+> {
+    let mode = ImageTagMutability::from(mutability.mode());
+    let filters = mutability
+        .exclusion_filters()
+        .iter()
+        .map(|filter| {
+            ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(filter.as_str())
+                .build()
+                .map_err(|e| Error::UnexpectedAnswer(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((mode, (!filters.is_empty()).then_some(filters)))
+}
+
+/// A repository's mutability as ECR describes it; a repository without the field (older
+/// answers) is `MUTABLE`, ECR's default.
+fn from_ecr(repository: &aws_sdk_ecr::types::Repository) -> Result<TagMutability, Error> {
+    let name = repository.repository_name().unwrap_or_default();
+    let filters = repository
+        .image_tag_mutability_exclusion_filters()
+        .iter()
+        .map(|f| f.filter().parse::<TagFilter>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::UnexpectedAnswer(format!("ECR describes repository `{name}` with {e}"))
+        })?;
+    match repository
+        .image_tag_mutability()
+        .map(ImageTagMutability::as_str)
+    {
+        None | Some("MUTABLE") => Ok(TagMutability::Mutable),
+        Some("IMMUTABLE") => Ok(TagMutability::Immutable),
+        Some("MUTABLE_WITH_EXCLUSION") => Ok(TagMutability::MutableWithExclusion(filters)),
+        Some("IMMUTABLE_WITH_EXCLUSION") => Ok(TagMutability::ImmutableWithExclusion(filters)),
+        Some(other) => Err(Error::UnexpectedAnswer(format!(
+            "ECR describes repository `{name}` with the unknown tag mutability `{other}`"
+        ))),
     }
 }
 
@@ -210,15 +258,49 @@ impl Ecr {
         Ok(tags)
     }
 
+    /// The repository as ECR describes it, or `None` when it does not exist.
+    async fn describe_repository(
+        &self,
+        name: &str,
+    ) -> Result<Option<aws_sdk_ecr::types::Repository>, Error> {
+        match self
+            .client
+            .describe_repositories()
+            .set_registry_id(self.registry_id.clone())
+            .repository_names(name)
+            .send()
+            .await
+        {
+            Ok(answer) => answer
+                .repositories()
+                .first()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::UnexpectedAnswer(format!(
+                        "ECR described no repository for `{name}` and reported no error"
+                    ))
+                }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(api_error(format!("describing repository `{name}`"), &e)),
+        }
+    }
+
     /// Makes sure the repository exists: describes it, and creates it (with the requested
-    /// mutability, scan-on-push and a `created-by` tag) when missing and allowed. A create that
-    /// races another job's create counts as success.
+    /// mutability and its exclusion filters, scan-on-push and a `created-by` tag) when missing
+    /// and allowed. A create that races another job's create counts as success. Either way
+    /// the answer carries the repository's actual mutability.
     pub async fn ensure_repository(&self, request: &Request) -> Result<Repository, Error> {
         let name = &request.repository;
         if let Some(existing) = self.describe_repository(name).await? {
             return Ok(Repository {
                 created: false,
-                tag_mutability: tag_mutability_of(&existing),
+                mutability: from_ecr(&existing)?,
             });
         }
         if !request.create_repository {
@@ -232,16 +314,14 @@ impl Ecr {
             .value("ecr-multiarch")
             .build()
             .map_err(|e| Error::UnexpectedAnswer(e.to_string()))?;
-        let mutability = match request.image_tag_mutability {
-            TagMutability::Mutable => ImageTagMutability::Mutable,
-            TagMutability::Immutable => ImageTagMutability::Immutable,
-        };
+        let (mode, filters) = to_ecr(&request.image_tag_mutability)?;
         match self
             .client
             .create_repository()
             .set_registry_id(self.registry_id.clone())
             .repository_name(name)
-            .image_tag_mutability(mutability)
+            .image_tag_mutability(mode)
+            .set_image_tag_mutability_exclusion_filters(filters)
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(request.scan_on_push)
@@ -251,53 +331,30 @@ impl Ecr {
             .send()
             .await
         {
-            Ok(created) => Ok(Repository {
+            Ok(answer) => Ok(Repository {
                 created: true,
-                tag_mutability: created
-                    .repository()
-                    .map_or(request.image_tag_mutability, tag_mutability_of),
+                mutability: match answer.repository() {
+                    Some(created) => from_ecr(created)?,
+                    None => request.image_tag_mutability.clone(),
+                },
             }),
-            // Another job of the same matrix created it between our describe and create: its
-            // settings are what counts.
+            // Another job of the same matrix created it between our describe and create, with
+            // settings of its own: read them.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_repository_already_exists_exception()) =>
             {
                 let existing = self.describe_repository(name).await?.ok_or_else(|| {
                     Error::UnexpectedAnswer(format!(
-                        "repository `{name}` already exists, yet ECR does not describe it"
+                        "ECR says repository `{name}` already exists, then that it does not"
                     ))
                 })?;
                 Ok(Repository {
                     created: false,
-                    tag_mutability: tag_mutability_of(&existing),
+                    mutability: from_ecr(&existing)?,
                 })
             }
             Err(e) => Err(api_error(format!("creating repository `{name}`"), &e)),
-        }
-    }
-
-    /// The repository as ECR describes it; `None` when it does not exist.
-    async fn describe_repository(
-        &self,
-        name: &str,
-    ) -> Result<Option<aws_sdk_ecr::types::Repository>, Error> {
-        match self
-            .client
-            .describe_repositories()
-            .set_registry_id(self.registry_id.clone())
-            .repository_names(name)
-            .send()
-            .await
-        {
-            Ok(answer) => Ok(answer.repositories().first().cloned()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_repository_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(api_error(format!("describing repository `{name}`"), &e)),
         }
     }
 }

@@ -7,13 +7,15 @@
 //! event payload for the time the source was made.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use crate::platform::Platform;
+use crate::tag_mutability::{TagFilter, MAX_EXCLUSION_FILTERS};
 use crate::tag_rules::{self, GitRef, TagRule};
+
+pub use crate::tag_mutability::TagMutability;
 
 /// The names of every input, exactly as `action.yml` declares them.
 pub mod names {
@@ -49,6 +51,9 @@ pub mod names {
     pub const CREATE_REPOSITORY: &str = "create-repository";
     /// Tag mutability for a created repository.
     pub const IMAGE_TAG_MUTABILITY: &str = "image-tag-mutability";
+    /// Wildcard filters of the `*_WITH_EXCLUSION` tag mutability modes.
+    pub const IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS: &str =
+        "image-tag-mutability-exclusion-filters";
     /// Scan on push for a created repository.
     pub const SCAN_ON_PUSH: &str = "scan-on-push";
     /// Per-platform tags.
@@ -74,6 +79,7 @@ pub mod names {
         REGISTRY,
         CREATE_REPOSITORY,
         IMAGE_TAG_MUTABILITY,
+        IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS,
         SCAN_ON_PUSH,
         ARCH_TAGS,
         GITHUB_TOKEN,
@@ -95,7 +101,8 @@ pub struct Args {
     /// Dockerfile path [default: Dockerfile in the context]
     #[arg(long, env = "INPUT_FILE")]
     pub file: Option<String>,
-    /// Platforms, comma- or newline-separated `os/arch[/variant]` [default: linux/amd64,linux/arm64]
+    /// Platforms, comma- or newline-separated `linux/<arch>[/<variant>]`, `<arch>` a Go `GOARCH`
+    /// such as `amd64`, `arm64`, `arm`, `riscv64` [default: linux/amd64,linux/arm64]
     #[arg(long, env = "INPUT_PLATFORMS")]
     pub platforms: Option<String>,
     /// Tags, comma- or newline-separated, or full references `<registry>/<repository>:<tag>`;
@@ -133,13 +140,21 @@ pub struct Args {
     /// Create the repository when missing: `true` or `false` [default: true]
     #[arg(long = "create-repository", env = "INPUT_CREATE-REPOSITORY")]
     pub create_repository: Option<String>,
-    /// Tag mutability of a created repository: `MUTABLE` or `IMMUTABLE` [default: MUTABLE]
+    /// Tag mutability of a created repository: `MUTABLE`, `IMMUTABLE`,
+    /// `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION` [default: MUTABLE]
     #[arg(long = "image-tag-mutability", env = "INPUT_IMAGE-TAG-MUTABILITY")]
     pub image_tag_mutability: Option<String>,
+    /// Tags the `*_WITH_EXCLUSION` modes except, comma- or newline-separated ECR wildcard
+    /// filters (`*` matches any run of characters), 1 to 5, e.g. `latest,dev-*`
+    #[arg(
+        long = "image-tag-mutability-exclusion-filters",
+        env = "INPUT_IMAGE-TAG-MUTABILITY-EXCLUSION-FILTERS"
+    )]
+    pub image_tag_mutability_exclusion_filters: Option<String>,
     /// Scan on push for a created repository: `true` or `false` [default: true]
     #[arg(long = "scan-on-push", env = "INPUT_SCAN-ON-PUSH")]
     pub scan_on_push: Option<String>,
-    /// Also tag each platform image `<first tag>-<arch>`: `true` or `false` [default: true]
+    /// Also tag each platform image `<first tag>-<arch>`: `true` or `false` [default: false]
     #[arg(long = "arch-tags", env = "INPUT_ARCH-TAGS")]
     pub arch_tags: Option<String>,
     /// Token for the GitHub API: a commit status and release notes; empty skips them
@@ -247,32 +262,6 @@ impl NetworkMode {
     }
 }
 
-/// Tag mutability applied to a repository we create.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagMutability {
-    /// Tags may be moved.
-    Mutable,
-    /// A tag, once pushed, cannot be moved.
-    Immutable,
-}
-
-impl TagMutability {
-    /// Whether an existing `tag` cannot be moved in a repository with this setting.
-    #[must_use]
-    pub fn is_immutable(&self, _tag: &str) -> bool {
-        matches!(self, TagMutability::Immutable)
-    }
-}
-
-impl fmt::Display for TagMutability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TagMutability::Mutable => "MUTABLE",
-            TagMutability::Immutable => "IMMUTABLE",
-        })
-    }
-}
-
 /// Where the run reports to: a GitHub runner, or a terminal.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Runner {
@@ -340,7 +329,7 @@ pub struct Request {
     pub registry: Option<String>,
     /// Create the repository when missing.
     pub create_repository: bool,
-    /// Tag mutability for a created repository.
+    /// Tag mutability (with its exclusion filters) for a created repository.
     pub image_tag_mutability: TagMutability,
     /// Scan on push for a created repository.
     pub scan_on_push: bool,
@@ -713,13 +702,64 @@ fn registry(value: Option<&String>) -> Result<Option<String>, InputError> {
     Ok(Some(host.to_owned()))
 }
 
-fn tag_mutability(value: Option<&String>) -> Result<TagMutability, InputError> {
-    match given(value) {
-        None | Some("MUTABLE") => Ok(TagMutability::Mutable),
-        Some("IMMUTABLE") => Ok(TagMutability::Immutable),
-        Some(other) => Err(InputError::new(
+/// `image-tag-mutability` with its exclusion filters, by ECR's rules (see
+/// [`crate::tag_mutability`]): the `*_WITH_EXCLUSION` modes need 1 to 5 filters, the plain
+/// modes take none.
+fn tag_mutability(
+    mode: Option<&String>,
+    filters: Option<&String>,
+) -> Result<TagMutability, InputError> {
+    const FILTERS: &str = names::IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS;
+    const MODES: &[&str] = &[
+        "MUTABLE",
+        "IMMUTABLE",
+        "IMMUTABLE_WITH_EXCLUSION",
+        "MUTABLE_WITH_EXCLUSION",
+    ];
+    // The mode first: filters are judged against it.
+    let mode = given(mode).unwrap_or("MUTABLE");
+    if !MODES.contains(&mode) {
+        return Err(InputError::new(
             names::IMAGE_TAG_MUTABILITY,
-            format!("`{other}` is not a tag mutability: use `MUTABLE` or `IMMUTABLE`"),
+            format!("`{mode}` is not a tag mutability: use `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`"),
+        ));
+    }
+    let mut parsed: Vec<TagFilter> = Vec::new();
+    for item in list(given(filters).unwrap_or("")) {
+        let filter: TagFilter =
+            item.parse()
+                .map_err(|e: crate::tag_mutability::TagFilterParseError| {
+                    InputError::new(FILTERS, e.to_string())
+                })?;
+        if parsed.contains(&filter) {
+            return Err(InputError::new(
+                FILTERS,
+                format!("`{filter}` is listed twice"),
+            ));
+        }
+        parsed.push(filter);
+    }
+    if parsed.len() > MAX_EXCLUSION_FILTERS {
+        return Err(InputError::new(
+            FILTERS,
+            format!(
+                "{} filters given: ECR takes at most {MAX_EXCLUSION_FILTERS}; a `*` matches any run of characters, so one filter can cover several tags",
+                parsed.len()
+            ),
+        ));
+    }
+    match (mode, parsed.is_empty()) {
+        ("MUTABLE", true) => Ok(TagMutability::Mutable),
+        ("IMMUTABLE", true) => Ok(TagMutability::Immutable),
+        ("MUTABLE_WITH_EXCLUSION", false) => Ok(TagMutability::MutableWithExclusion(parsed)),
+        ("IMMUTABLE_WITH_EXCLUSION", false) => Ok(TagMutability::ImmutableWithExclusion(parsed)),
+        ("MUTABLE" | "IMMUTABLE", false) => Err(InputError::new(
+            FILTERS,
+            format!("exclusion filters apply only to the modes `MUTABLE_WITH_EXCLUSION` and `IMMUTABLE_WITH_EXCLUSION`, and `image-tag-mutability` is `{mode}`: set one of those modes or leave the filters empty"),
+        )),
+        _ => Err(InputError::new(
+            FILTERS,
+            format!("`image-tag-mutability` is `{mode}`, which needs at least one filter: give the tags it excepts, e.g. `latest` or `dev-*`"),
         )),
     }
 }
@@ -812,9 +852,13 @@ impl TryFrom<Args> for Request {
             args.create_repository.as_ref(),
             true,
         )?;
-        let image_tag_mutability = tag_mutability(args.image_tag_mutability.as_ref())?;
+        let image_tag_mutability = tag_mutability(
+            args.image_tag_mutability.as_ref(),
+            args.image_tag_mutability_exclusion_filters.as_ref(),
+        )?;
         let scan_on_push = boolean(names::SCAN_ON_PUSH, args.scan_on_push.as_ref(), true)?;
-        let arch_tags = boolean(names::ARCH_TAGS, args.arch_tags.as_ref(), true)?;
+        // Off by default (issue 9): only the requested tags; children go by digest.
+        let arch_tags = boolean(names::ARCH_TAGS, args.arch_tags.as_ref(), false)?;
         if arch_tags {
             // `<first tag>-<arch>` must itself be a tag; a 128-character first tag leaves no room.
             for platform in &platforms {
@@ -897,7 +941,8 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec!["linux/amd64", "linux/arm64"]
         );
-        assert!(request.create_repository && request.scan_on_push && request.arch_tags);
+        assert!(request.create_repository && request.scan_on_push);
+        assert!(!request.arch_tags, "arch tags are opt-in");
         assert!(!request.no_cache);
         assert_eq!(request.image_tag_mutability, TagMutability::Mutable);
         assert!(request.dockerfile.ends_with("examples/hello/Dockerfile"));
@@ -950,10 +995,13 @@ mod tests {
     #[case::double_separator(Args { repository: Some("team//api".into()), ..args() }, "repository")]
     #[case::bad_platform(Args { platforms: Some("linux".into()), ..args() }, "platforms")]
     #[case::duplicate_platform(Args { platforms: Some("linux/arm64,linux/arm64/v8".into()), ..args() }, "platforms")]
+    #[case::unknown_architecture(Args { platforms: Some("linux/amd64,linux/sparc99x".into()), ..args() }, "platforms")]
+    #[case::unknown_variant(Args { platforms: Some("linux/arm64/v7".into()), ..args() }, "platforms")]
+    #[case::not_linux(Args { platforms: Some("windows/amd64".into()), ..args() }, "platforms")]
     #[case::bad_tag(Args { tags: Some("-latest".into()), ..args() }, "tags")]
     #[case::long_tag(Args { tags: Some("a".repeat(129)), ..args() }, "tags")]
     #[case::duplicate_tag(Args { tags: Some("a,a".into()), ..args() }, "tags")]
-    #[case::arch_tag_too_long(Args { tags: Some("a".repeat(125)), ..args() }, "tags")]
+    #[case::arch_tag_too_long(Args { tags: Some("a".repeat(125)), arch_tags: Some("true".into()), ..args() }, "tags")]
     #[case::build_arg_without_equals(Args { build_args: Some("NOPE".into()), ..args() }, "build-args")]
     #[case::label_without_key(Args { labels: Some("=x".into()), ..args() }, "labels")]
     #[case::bad_target(Args { target: Some("1stage".into()), ..args() }, "target")]
@@ -964,11 +1012,148 @@ mod tests {
     #[case::bad_registry_id(Args { registry_id: Some("1234".into()), ..args() }, "registry-id")]
     #[case::registry_with_scheme(Args { registry: Some("https://x.example".into()), ..args() }, "registry")]
     #[case::bad_mutability(Args { image_tag_mutability: Some("mutable".into()), ..args() }, "image-tag-mutability")]
+    #[case::exclusion_mode_without_filters(Args { image_tag_mutability: Some("IMMUTABLE_WITH_EXCLUSION".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
+    #[case::filters_with_plain_mode(Args { image_tag_mutability: Some("IMMUTABLE".into()), image_tag_mutability_exclusion_filters: Some("latest".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
+    #[case::filter_not_a_wildcard(Args { image_tag_mutability: Some("MUTABLE_WITH_EXCLUSION".into()), image_tag_mutability_exclusion_filters: Some("v[0-9]+".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
+    #[case::bad_mode_with_bad_filters(Args { image_tag_mutability: Some("IMMUTABLE_WITH_EXCLUSIONS".into()), image_tag_mutability_exclusion_filters: Some("v[0-9]+".into()), ..args() }, "image-tag-mutability")]
+    #[case::too_many_filters(Args { image_tag_mutability: Some("MUTABLE_WITH_EXCLUSION".into()), image_tag_mutability_exclusion_filters: Some("a,b,c,d,e,f".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
     #[case::missing_context(Args { context: Some("/nonexistent".into()), ..args() }, "context")]
     #[case::missing_file(Args { file: Some("/nonexistent/Dockerfile".into()), ..args() }, "file")]
     fn refuses_bad_input_naming_it(#[case] args: Args, #[case] input: &str) {
         let error = Request::try_from(args).expect_err("invalid");
         assert_eq!(error.input, input, "{error}");
+    }
+
+    #[test]
+    fn a_long_first_tag_is_fine_without_arch_tags() {
+        let request = Request::try_from(Args {
+            tags: Some("a".repeat(128)),
+            ..args()
+        })
+        .expect("valid: no per-platform tag is made");
+        assert_eq!(tag_names(&request), vec!["a".repeat(128)]);
+    }
+
+    #[rstest]
+    #[case("linux/arm64,linux/amd64", &["linux/arm64", "linux/amd64"])]
+    #[case("linux/arm/v7\nlinux/arm/v6", &["linux/arm/v7", "linux/arm/v6"])]
+    #[case("linux/amd64/v3, linux/arm64/v8.2, linux/riscv64", &["linux/amd64/v3", "linux/arm64/v8.2", "linux/riscv64"])]
+    fn platforms_keep_their_order_and_spelling(#[case] value: &str, #[case] expected: &[&str]) {
+        let request = Request::try_from(Args {
+            platforms: Some(value.into()),
+            ..args()
+        })
+        .expect("valid");
+        let found: Vec<String> = request.platforms.iter().map(ToString::to_string).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[rstest]
+    #[case(
+        "linux/arm64,linux/arm64/v8",
+        "`linux/arm64/v8` is listed twice (as `linux/arm64` before)"
+    )]
+    #[case(
+        "linux/amd64/v1,linux/amd64",
+        "`linux/amd64` is listed twice (as `linux/amd64/v1` before)"
+    )]
+    #[case(
+        "linux/arm,linux/arm/v7",
+        "`linux/arm/v7` is listed twice (as `linux/arm` before)"
+    )]
+    #[case(
+        "linux/arm64/v9.0,linux/arm64/v9",
+        "`linux/arm64/v9` is listed twice (as `linux/arm64/v9.0` before)"
+    )]
+    fn the_same_platform_twice_after_normalising_is_refused(
+        #[case] value: &str,
+        #[case] message: &str,
+    ) {
+        let error = Request::try_from(Args {
+            platforms: Some(value.into()),
+            ..args()
+        })
+        .expect_err("duplicate");
+        assert_eq!(error.input, names::PLATFORMS);
+        assert_eq!(error.message, message);
+    }
+
+    fn mutability(mode: &str, filters: &str) -> Result<TagMutability, InputError> {
+        Request::try_from(Args {
+            image_tag_mutability: Some(mode.into()),
+            image_tag_mutability_exclusion_filters: Some(filters.into()),
+            ..args()
+        })
+        .map(|request| request.image_tag_mutability)
+    }
+
+    #[test]
+    fn the_four_mutability_modes_are_accepted() {
+        assert_eq!(mutability("", ""), Ok(TagMutability::Mutable));
+        assert_eq!(mutability("MUTABLE", ""), Ok(TagMutability::Mutable));
+        assert_eq!(mutability("IMMUTABLE", " "), Ok(TagMutability::Immutable));
+        let excepted = mutability("IMMUTABLE_WITH_EXCLUSION", "latest,\ndev-*\n").expect("valid");
+        assert_eq!(excepted.mode(), "IMMUTABLE_WITH_EXCLUSION");
+        let filters: Vec<&str> = excepted
+            .exclusion_filters()
+            .iter()
+            .map(|f| f.as_str())
+            .collect();
+        assert_eq!(filters, vec!["latest", "dev-*"]);
+        assert!(!excepted.is_immutable("latest") && !excepted.is_immutable("dev-7"));
+        assert!(excepted.is_immutable("v1.0.0"));
+        let pinned = mutability("MUTABLE_WITH_EXCLUSION", "v*.*.*, stable").expect("valid");
+        assert_eq!(pinned.mode(), "MUTABLE_WITH_EXCLUSION");
+        assert_eq!(pinned.exclusion_filters().len(), 2);
+        assert!(pinned.is_immutable("v1.2.3") && pinned.is_immutable("stable"));
+        assert!(!pinned.is_immutable("latest"));
+        let five = mutability("MUTABLE_WITH_EXCLUSION", "a,b,c,d,e").expect("five is the most");
+        assert_eq!(five.exclusion_filters().len(), 5);
+    }
+
+    #[rstest]
+    #[case(
+        "IMMUTABLE_WITH_EXCLUSION",
+        "",
+        "`image-tag-mutability` is `IMMUTABLE_WITH_EXCLUSION`, which needs at least one filter"
+    )]
+    #[case(
+        "MUTABLE_WITH_EXCLUSION",
+        " , ",
+        "`image-tag-mutability` is `MUTABLE_WITH_EXCLUSION`, which needs at least one filter"
+    )]
+    #[case("MUTABLE", "latest", "and `image-tag-mutability` is `MUTABLE`")]
+    #[case("", "latest", "and `image-tag-mutability` is `MUTABLE`")]
+    #[case("IMMUTABLE", "latest", "and `image-tag-mutability` is `IMMUTABLE`")]
+    #[case(
+        "IMMUTABLE_WITH_EXCLUSION",
+        "release/*",
+        "`release/*` is not an ECR wildcard filter"
+    )]
+    #[case(
+        "IMMUTABLE_WITH_EXCLUSION",
+        "v?.0",
+        "`v?.0` is not an ECR wildcard filter"
+    )]
+    #[case("IMMUTABLE_WITH_EXCLUSION", &"x".repeat(129), "is not an ECR wildcard filter: use 1 to 128")]
+    #[case(
+        "IMMUTABLE_WITH_EXCLUSION",
+        "latest,latest",
+        "`latest` is listed twice"
+    )]
+    #[case(
+        "IMMUTABLE_WITH_EXCLUSION",
+        "a,b,c,d,e,f",
+        "6 filters given: ECR takes at most 5"
+    )]
+    fn exclusion_filters_follow_ecr_rules(
+        #[case] mode: &str,
+        #[case] filters: &str,
+        #[case] message: &str,
+    ) {
+        let error = mutability(mode, filters).expect_err("invalid");
+        assert_eq!(error.input, names::IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS);
+        assert!(error.message.contains(message), "{error}");
     }
 
     #[rstest]

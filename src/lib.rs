@@ -17,6 +17,7 @@ pub mod platform;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod tag_mutability;
 pub mod tag_rules;
 
 /// An error and its causes on one line, as `{:#}` shows an anyhow chain; a cause that repeats

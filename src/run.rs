@@ -333,7 +333,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         &plan.index_tags,
         &held,
         &index.document.digest,
-        &repository.tag_mutability,
+        &repository.mutability,
         &plan.repository,
     )?;
     let mut arch_updates = Vec::new();
@@ -346,7 +346,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                 }],
                 &held,
                 &image.manifest.digest,
-                &repository.tag_mutability,
+                &repository.mutability,
                 &plan.repository,
             )?
             .pop(),

@@ -42,6 +42,7 @@ async fn two_platforms_become_one_index_under_every_tag() {
     ]);
     let result = Run::new(&repository, context.path())
         .input("tags", "latest,v1")
+        .input("arch-tags", "true")
         .input("build-args", "GREETING=hello from the test")
         .input("labels", "org.opencontainers.image.title=two-platforms")
         .run();
@@ -192,7 +193,9 @@ async fn a_missing_repository_without_create_fails_clearly() {
 async fn a_failing_platform_moves_no_tag() {
     let repository = unique_repository("failing");
     let good = fixture(&[("Dockerfile", APP_DOCKERFILE)]);
-    let first = Run::new(&repository, good.path()).run();
+    let first = Run::new(&repository, good.path())
+        .input("arch-tags", "true")
+        .run();
     first.assert_success();
     let before_latest = skopeo_digest(&repository, "latest").expect("pushed");
     let before_amd64 = skopeo_digest(&repository, "latest-amd64").expect("pushed");
@@ -202,7 +205,9 @@ async fn a_failing_platform_moves_no_tag() {
         "Dockerfile",
         "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nRUN echo changed > /changed\nRUN echo checking \"$(uname -m)\" && test \"$(uname -m)\" != aarch64\n",
     )]);
-    let result = Run::new(&repository, failing.path()).run();
+    let result = Run::new(&repository, failing.path())
+        .input("arch-tags", "true")
+        .run();
     assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
     let error = result.error_line();
     assert!(

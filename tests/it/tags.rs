@@ -64,7 +64,9 @@ async fn latest_auto_never_moves_latest_back() {
     assert_eq!(skopeo_digest(&repository, "latest"), None);
 
     // A new highest release: `latest` moves to it.
-    let release = release_run(&repository, context.path(), "1.6.0").run();
+    let release = release_run(&repository, context.path(), "1.6.0")
+        .input("arch-tags", "true")
+        .run();
     release.assert_success();
     let digest = release.outputs["digest"].clone();
     assert_ne!(digest, patch.outputs["digest"]);
