@@ -282,7 +282,9 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     // The summary has the platform table.
     let summary = std::fs::read_to_string(file_commands.join("step_summary_1")).unwrap();
     assert!(
-        summary.contains("| Platform | Digest | Size | Build | Push |"),
+        summary.contains(
+            "| Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |"
+        ),
         "{summary}"
     );
     assert!(summary.contains("| `linux/amd64` |") && summary.contains("| `linux/arm64` |"));

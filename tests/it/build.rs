@@ -314,26 +314,52 @@ RUN echo debug > /stage
 }
 
 #[test]
-fn without_arch_tags_platform_images_get_a_stable_build_tag() {
-    let repository = unique_repository("no-arch-tags");
+fn the_repository_holds_exactly_the_requested_tags() {
+    let repository = unique_repository("only-asked-tags");
     let context = fixture(&[("Dockerfile", APP_DOCKERFILE)]);
-    let run = || {
-        Run::new(&repository, context.path())
-            .input("arch-tags", "false")
-            .input("tags", "edge")
-            .run()
+    let sorted_tags = || {
+        let mut tags = super::registry_tags(&repository);
+        tags.sort();
+        tags
     };
-    let first = run();
+    // Platform images go by digest: the index tags are all the repository lists.
+    let first = Run::new(&repository, context.path())
+        .input("tags", "edge,v2")
+        .run();
     first.assert_success();
-    let mut tags = super::registry_tags(&repository);
-    tags.sort();
-    assert_eq!(tags.len(), 3, "{tags:?}");
-    assert_eq!(tags[2], "edge");
-    assert!(
-        tags[0].starts_with("build-amd64-") && tags[1].starts_with("build-arm64-"),
-        "{tags:?}"
+    assert_eq!(sorted_tags(), ["edge", "v2"]);
+    let digests: serde_json::Value =
+        serde_json::from_str(&first.outputs["platform-digests"]).unwrap();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let child = digests[platform].as_str().unwrap();
+        let manifest = skopeo_raw(&repository, child).expect("the child is in by digest");
+        assert_eq!(
+            manifest["mediaType"],
+            "application/vnd.docker.distribution.manifest.v2+json"
+        );
+    }
+
+    // `arch-tags` adds `<first tag>-<arch>` on the children, and nothing else.
+    let with_arch_tags = Run::new(&repository, context.path())
+        .input("tags", "edge,v2")
+        .input("arch-tags", "true")
+        .run();
+    with_arch_tags.assert_success();
+    assert_eq!(with_arch_tags.outputs["digest"], first.outputs["digest"]);
+    assert_eq!(sorted_tags(), ["edge", "edge-amd64", "edge-arm64", "v2"]);
+    assert_eq!(
+        skopeo_digest(&repository, "edge-arm64").as_deref(),
+        digests["linux/arm64"].as_str()
     );
-    // A re-run of the same images adds no tag.
-    run().assert_success();
-    assert_eq!(super::registry_tags(&repository).len(), 3);
+    let metadata: serde_json::Value =
+        serde_json::from_str(&with_arch_tags.outputs["metadata"]).unwrap();
+    assert_eq!(
+        metadata["platforms"]["linux/amd64"]["arch-tag"]["action"],
+        "pushed"
+    );
+    // The index tags already held this index: left as they were.
+    assert_eq!(
+        metadata["tag-updates"][format!("{}/{repository}:edge", testbed().registry)],
+        "unchanged"
+    );
 }
