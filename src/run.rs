@@ -372,13 +372,20 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                         registry.repository_uri()
                     )
                 })?;
-            log.line(&format!(
-                "pushed {} by digest: {} layers uploaded, {} already in the repository, {} sent",
-                image.manifest.digest,
-                stats.layers_uploaded,
-                stats.layers_reused,
-                crate::report::human_size(stats.bytes_uploaded),
-            ));
+            log.line(&if stats.manifest_uploaded {
+                format!(
+                    "pushed {} by digest: {} layers uploaded, {} already in the repository, {} sent",
+                    image.manifest.digest,
+                    stats.layers_uploaded,
+                    stats.layers_reused,
+                    crate::report::human_size(stats.bytes_uploaded),
+                )
+            } else {
+                format!(
+                    "{} is already in the repository: nothing pushed",
+                    image.manifest.digest
+                )
+            });
             anyhow::Ok((stats, prepare_ms + elapsed_ms(start)))
         }
     }))

@@ -7,6 +7,7 @@
 mod action;
 mod build;
 mod inputs;
+mod push;
 mod registry;
 mod tags;
 mod testbed;
