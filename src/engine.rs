@@ -67,6 +67,8 @@ pub struct BuiltImage {
     pub image_id: String,
     /// Uncompressed size in the daemon, bytes.
     pub size: i64,
+    /// Its layers' `diff_id`s, in order.
+    pub diff_ids: Vec<String>,
 }
 
 /// What a build sends besides the context.
@@ -381,6 +383,10 @@ impl Engine {
             platform: platform.clone(),
             image_id,
             size: inspect.size.unwrap_or_default(),
+            diff_ids: inspect
+                .root_fs
+                .and_then(|root_fs| root_fs.layers)
+                .unwrap_or_default(),
         })
     }
 

@@ -513,6 +513,7 @@ async fn prepare_image(
         &image.platform,
         engine.export(image),
         &existing.known,
+        &image.diff_ids,
         temp_root,
     )
     .await?;

@@ -230,11 +230,14 @@ struct RootFs {
 }
 
 /// Reads the Engine's export of the image built for `platform` and prepares it for the
-/// registry, reusing the blobs in `known`. Layers are spooled under `temp_root`.
+/// registry, reusing the blobs in `known`. `diff_ids` are the image's layers as the Engine
+/// describes them: when the repository holds every one, no layer is compressed, even in Docker
+/// 20.10's layout, whose entry names say nothing. Layers are spooled under `temp_root`.
 pub async fn prepare<S, E>(
     platform: &Platform,
     export: S,
     known: &KnownLayers,
+    diff_ids: &[String],
     temp_root: &Path,
 ) -> Result<PreparedImage, Error>
 where
@@ -253,23 +256,27 @@ where
     let bridge = tokio_util::io::SyncIoBridge::new(reader);
     let dir = spool.path().to_owned();
     let lookup = known.clone();
-    let entries = tokio::task::spawn_blocking(move || read_entries(bridge, &dir, &lookup))
-        .await
-        .map_err(|e| Error::Io {
-            what: format!("reading the image export of `{platform}`"),
-            source: io::Error::other(e),
-        })?
-        .map_err(io_error(format!(
-            "reading the image export of `{platform}`"
-        )))?;
+    let all_known = !diff_ids.is_empty() && diff_ids.iter().all(|d| known.get(d).is_some());
+    let entries =
+        tokio::task::spawn_blocking(move || read_entries(bridge, &dir, &lookup, all_known))
+            .await
+            .map_err(|e| Error::Io {
+                what: format!("reading the image export of `{platform}`"),
+                source: io::Error::other(e),
+            })?
+            .map_err(io_error(format!(
+                "reading the image export of `{platform}`"
+            )))?;
     assemble(platform, entries, known, spool)
 }
 
-/// Reads every regular file of the export tar, in one pass.
+/// Reads every regular file of the export tar, in one pass. With `all_known`, an uncompressed
+/// layer is only hashed to find its blob, never compressed.
 fn read_entries(
     reader: impl Read,
     dir: &Path,
     known: &KnownLayers,
+    all_known: bool,
 ) -> io::Result<HashMap<String, Entry>> {
     let mut entries = HashMap::new();
     let mut archive = tar::Archive::new(reader);
@@ -299,6 +306,17 @@ fn read_entries(
             let mut bytes = head;
             entry.read_to_end(&mut bytes)?;
             Entry::Document(Bytes::from(bytes))
+        } else if all_known && compressed_media_type(&head).is_none() {
+            let mut hashing = Hashing::new(io::sink());
+            hashing.write_all(&head)?;
+            copy(&mut entry, &mut hashing)?;
+            let (diff_id, _, _) = hashing.finish();
+            let blob = known.get(&diff_id).ok_or_else(|| {
+                io::Error::other(format!(
+                    "layer `{name}` is `{diff_id}`, which the Engine did not list for this image"
+                ))
+            })?;
+            Entry::Known(blob.clone())
         } else if let Some(media_type) = compressed_media_type(&head) {
             let path = dir.join(format!("{index}.blob"));
             let mut out = Hashing::new(BufWriter::with_capacity(CHUNK, File::create(&path)?));
@@ -523,4 +541,220 @@ fn image_manifest(config: &[u8], config_digest: &str, layers: &[Blob]) -> Manife
     };
     let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
     ManifestDocument::new(bytes, manifest_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    /// An uncompressed layer tar holding one file.
+    fn layer(content: &str) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "file.txt", content.as_bytes())
+            .expect("append");
+        builder.into_inner().expect("tar")
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        format!("sha256:{:x}", Sha256::digest(bytes))
+    }
+
+    fn config(architecture: &str, diff_ids: &[String]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": architecture,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .expect("json")
+    }
+
+    /// An export tar from (name, bytes) entries.
+    fn export(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, name, &bytes[..])
+                .expect("append");
+        }
+        builder.into_inner().expect("tar")
+    }
+
+    fn save_manifest(config: &str, layers: &[String]) -> Vec<u8> {
+        serde_json::to_vec(
+            &serde_json::json!([{"Config": config, "RepoTags": [], "Layers": layers}]),
+        )
+        .expect("json")
+    }
+
+    async fn prepare_export(
+        platform: &str,
+        tar: Vec<u8>,
+        known: &KnownLayers,
+        diff_ids: &[String],
+    ) -> (Result<PreparedImage, Error>, tempfile::TempDir) {
+        let temp = tempfile::tempdir().expect("tempdir");
+        // Small chunks, as the Engine's stream delivers them.
+        let chunks: Vec<Result<Bytes, Infallible>> = tar
+            .chunks(1000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let stream = futures_util::stream::iter(chunks);
+        let platform: Platform = platform.parse().expect("platform");
+        let prepared = prepare(&platform, stream, known, diff_ids, temp.path()).await;
+        (prepared, temp)
+    }
+
+    /// Docker 20.10's layout: layers named by v1 ids, uncompressed.
+    fn legacy_export(layers: &[Vec<u8>], architecture: &str) -> (Vec<u8>, Vec<String>) {
+        let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+        let config = config(architecture, &diff_ids);
+        let config_name = format!("{}.json", &digest(&config)[7..]);
+        let mut entries = vec![(config_name.clone(), config)];
+        let mut names = Vec::new();
+        for (i, bytes) in layers.iter().enumerate() {
+            let name = format!("{i:064}/layer.tar");
+            entries.push((name.clone(), bytes.clone()));
+            names.push(name);
+        }
+        entries.push((
+            "manifest.json".to_owned(),
+            save_manifest(&config_name, &names),
+        ));
+        (export(&entries), diff_ids)
+    }
+
+    #[tokio::test]
+    async fn a_legacy_export_is_compressed_into_a_schema_2_image() {
+        let layers = vec![layer("base"), layer("app")];
+        let (tar, diff_ids) = legacy_export(&layers, "arm64");
+        let (prepared, _temp) =
+            prepare_export("linux/arm64", tar, &KnownLayers::default(), &diff_ids).await;
+        let prepared = prepared.expect("prepared");
+        assert_eq!(prepared.manifest.media_type, media_type::DOCKER_MANIFEST);
+        assert_eq!(prepared.layers.len(), 2);
+        for (blob, original) in prepared.layers.iter().zip(&layers) {
+            let BlobSource::File(path) = &blob.source else {
+                panic!("a new layer is uploaded from a file: {blob:?}");
+            };
+            let bytes = std::fs::read(path).expect("spooled");
+            assert_eq!(digest(&bytes), blob.descriptor.digest);
+            let mut decoded = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut decoded)
+                .expect("gzip");
+            assert_eq!(&decoded, original);
+        }
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&prepared.manifest.bytes).expect("json");
+        assert_eq!(
+            manifest["config"]["digest"],
+            prepared.config.descriptor.digest
+        );
+        assert_eq!(
+            manifest["layers"][1]["mediaType"],
+            media_type::DOCKER_LAYER_GZIP
+        );
+    }
+
+    #[tokio::test]
+    async fn the_same_export_gives_the_same_manifest() {
+        let (tar, diff_ids) = legacy_export(&[layer("base")], "amd64");
+        let (first, _a) = prepare_export(
+            "linux/amd64",
+            tar.clone(),
+            &KnownLayers::default(),
+            &diff_ids,
+        )
+        .await;
+        let (second, _b) =
+            prepare_export("linux/amd64", tar, &KnownLayers::default(), &diff_ids).await;
+        assert_eq!(
+            first.expect("first").manifest.digest,
+            second.expect("second").manifest.digest
+        );
+    }
+
+    #[tokio::test]
+    async fn layers_the_repository_holds_are_referenced_not_compressed() {
+        let layers = vec![layer("base"), layer("app")];
+        let (tar, diff_ids) = legacy_export(&layers, "amd64");
+        let held = Descriptor {
+            media_type: media_type::DOCKER_LAYER_GZIP.to_owned(),
+            size: 42,
+            digest: format!("sha256:{}", "b".repeat(64)),
+        };
+        let mut known = KnownLayers::default();
+        known.insert(&diff_ids[0], held.clone());
+        // One layer known: the other is compressed.
+        let (prepared, _temp) = prepare_export("linux/amd64", tar.clone(), &known, &diff_ids).await;
+        let prepared = prepared.expect("prepared");
+        assert_eq!(prepared.layers[0].descriptor, held);
+        assert_eq!(prepared.layers[0].source, BlobSource::Repository);
+        assert!(matches!(prepared.layers[1].source, BlobSource::File(_)));
+        // Both known: nothing is compressed, even in this layout.
+        known.insert(
+            &diff_ids[1],
+            Descriptor {
+                digest: format!("sha256:{}", "c".repeat(64)),
+                ..held
+            },
+        );
+        let (prepared, temp) = prepare_export("linux/amd64", tar, &known, &diff_ids).await;
+        let prepared = prepared.expect("prepared");
+        assert!(prepared
+            .layers
+            .iter()
+            .all(|l| l.source == BlobSource::Repository));
+        let spooled: Vec<_> = std::fs::read_dir(temp.path())
+            .expect("temp")
+            .flat_map(|d| std::fs::read_dir(d.expect("entry").path()).expect("spool"))
+            .collect();
+        assert!(spooled.is_empty(), "{spooled:?}");
+    }
+
+    #[tokio::test]
+    async fn compressed_layers_of_the_containerd_store_go_as_they_are() {
+        let raw = layer("stored compressed");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).expect("gzip");
+        let compressed = gz.finish().expect("gzip");
+        let config = config("amd64", &[digest(&raw)]);
+        let config_name = format!("blobs/sha256/{}", &digest(&config)[7..]);
+        let layer_name = format!("blobs/sha256/{}", &digest(&compressed)[7..]);
+        let tar = export(&[
+            (layer_name.clone(), compressed.clone()),
+            (config_name.clone(), config),
+            (
+                "manifest.json".to_owned(),
+                save_manifest(&config_name, &[layer_name]),
+            ),
+        ]);
+        let (prepared, _temp) =
+            prepare_export("linux/amd64", tar, &KnownLayers::default(), &[]).await;
+        let prepared = prepared.expect("prepared");
+        assert_eq!(prepared.layers[0].descriptor.digest, digest(&compressed));
+        assert_eq!(prepared.layers[0].descriptor.size, compressed.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn an_image_for_another_platform_is_refused() {
+        let (tar, diff_ids) = legacy_export(&[layer("base")], "amd64");
+        let (prepared, _temp) =
+            prepare_export("linux/arm64", tar, &KnownLayers::default(), &diff_ids).await;
+        match prepared {
+            Err(Error::PlatformMismatch(mismatch)) => assert_eq!(mismatch.found, "linux/amd64"),
+            other => panic!("expected a platform mismatch, got {other:?}"),
+        }
+    }
 }
