@@ -85,6 +85,20 @@ fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option<Sou
             });
             return (EXIT_USER, format!("Build failed for {platform}"), location);
         }
+        if let Some(engine::Error::Lost {
+            platform: Some(platform),
+            ..
+        }) = cause.downcast_ref::<engine::Error>()
+        {
+            return (
+                EXIT_SYSTEM,
+                format!("Docker Engine lost while building {platform}"),
+                None,
+            );
+        }
+        if let Some(engine::Error::Unsupported { .. }) = cause.downcast_ref::<engine::Error>() {
+            return (EXIT_SYSTEM, "Docker Engine not supported".to_owned(), None);
+        }
         if let Some(ecr::Error::RepositoryMissing { .. }) = cause.downcast_ref::<ecr::Error>() {
             return (EXIT_USER, "Repository missing".to_owned(), None);
         }
@@ -179,8 +193,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console.notice(notice);
     }
 
-    // Reach the Engine before creating anything, so a missing daemon leaves no trace.
-    let engine = Engine::connect().await?;
+    // Reach the Engine before creating anything, so that a missing daemon, or one that
+    // cannot run these builds, leaves no trace.
+    let engine = Engine::connect(request.docker_host.as_deref()).await?;
+    console.info(&engine.describe());
 
     let registry_host = request
         .registry
