@@ -169,8 +169,9 @@ pub enum ImageStore {
 impl ImageStore {
     /// The store a daemon reports. With the containerd image store, `docker info` names the
     /// snapshotter as `Driver` (`overlayfs`) and its `DriverStatus` is exactly
-    /// `[["driver-type", "io.containerd.snapshotter.v1"]]` (moby `daemon/info.go`; seen on
-    /// 26.1 and 28.5); the graph drivers list their own settings there instead.
+    /// `[["driver-type", "io.containerd.snapshotter.v1"]]` (moby `daemon/containerd/service.go`,
+    /// `LayerStoreStatus`: `plugins.SnapshotPlugin`; seen on 26.1 and 28.5); the graph drivers
+    /// (overlay2 on 20.10 and on 28.5's classic store) list their own settings there instead.
     #[must_use]
     pub fn from_driver_status(driver_status: &[Vec<String>]) -> ImageStore {
         let containerd = driver_status.iter().any(|pair| {
@@ -205,9 +206,9 @@ fn unsupported(version: &str, store: ImageStore) -> Option<(&'static str, &'stat
     (store == ImageStore::Containerd && (major, minor) < (27, 5)).then_some((
         "fails every build from a streamed context at `[internal] load remote build context` \
          (moby/moby#47717, fixed in Docker 27.5.0 and 28.0.0)",
-        "upgrade Docker to 27.5 or later (28.0 or later on a 28 line), or turn the containerd \
-         image store off (`\"features\": {\"containerd-snapshotter\": false}` in the daemon's \
-         daemon.json, then restart it)",
+        "upgrade Docker to 27.5 or later, or turn the containerd image store off \
+         (`\"features\": {\"containerd-snapshotter\": false}` in daemon.json, then restart \
+         dockerd)",
     ))
 }
 

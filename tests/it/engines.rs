@@ -238,6 +238,7 @@ async fn a_containerd_store_engine_older_than_27_5_is_refused_before_anything_is
         .run();
     assert_eq!(result.code, 2, "{}\n{}", result.stdout, result.stderr);
     let error = result.error_line();
+    eprintln!("Docker {version} with the containerd image store: {error}");
     assert!(
         error.starts_with("::error title=Docker Engine not supported::"),
         "{error}"
