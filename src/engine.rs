@@ -1,6 +1,12 @@
 //! The Docker Engine: BuildKit builds per platform, and the built images' export. The only
-//! user of bollard; it never talks to a registry. The daemon is reached through `DOCKER_HOST` or the default socket; on a runner it
-//! is the host's, so the context is streamed from here (a host path means nothing to it).
+//! user of bollard; it never talks to a registry. The daemon is reached through `DOCKER_HOST`
+//! or the default socket; on a runner it is the host's, so the context is streamed from here
+//! (a host path means nothing to it).
+//!
+//! Who failed decides the exit code: a step of the Dockerfile that BuildKit reports failing is
+//! the user's ([`Error::BuildFailed`]); a daemon that cannot be reached, dies or drops the
+//! connection ([`Error::Lost`]), answers with an error ([`Error::Api`]) or cannot build this
+//! action's builds at all ([`Error::Unsupported`]) is an outside system's.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -19,6 +25,9 @@ use crate::github::Console;
 use crate::inputs::Request;
 use crate::platform::Platform;
 
+/// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
 
@@ -26,9 +35,40 @@ const FAILED_STEP_LINES: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The daemon did not answer.
-    #[error("cannot reach the Docker Engine at `DOCKER_HOST` or /var/run/docker.sock (is dockerd running, or the socket mounted?)")]
+    #[error("cannot reach the Docker Engine at `{address}` (is dockerd running, or the socket mounted? `DOCKER_HOST` names another daemon)")]
     Connect {
+        /// `DOCKER_HOST`, or the default socket.
+        address: String,
         /// The cause.
+        source: bollard::errors::Error,
+    },
+    /// The daemon answers but cannot run this action's builds.
+    #[error("the Docker Engine at `{address}` is Docker `{version}` with the {store}, which {problem}: {fix}")]
+    Unsupported {
+        /// `DOCKER_HOST`, or the default socket.
+        address: String,
+        /// The daemon's version, as `docker version` prints it.
+        version: String,
+        /// Its image store.
+        store: ImageStore,
+        /// What goes wrong with it.
+        problem: &'static str,
+        /// What the user can do.
+        fix: &'static str,
+    },
+    /// The daemon died or dropped the connection in the middle of a call: no answer, so no
+    /// verdict on the build either.
+    #[error(
+        "lost the Docker Engine at `{address}` while {action} (did the daemon stop or restart?)"
+    )]
+    Lost {
+        /// `DOCKER_HOST`, or the default socket.
+        address: String,
+        /// The platform being built, when a build was under way.
+        platform: Option<Platform>,
+        /// What we were doing, e.g. ``building `linux/arm64` ``.
+        action: String,
+        /// The transport's error.
         source: bollard::errors::Error,
     },
     /// The Dockerfile failed to build for a platform: the user's to fix.
@@ -46,8 +86,10 @@ pub enum Error {
         last_lines: Vec<String>,
     },
     /// Another Engine API call failed.
-    #[error("{action}")]
+    #[error("{action} failed on the Docker Engine at `{address}`")]
     Api {
+        /// `DOCKER_HOST`, or the default socket.
+        address: String,
         /// What we were doing.
         action: String,
         /// The cause.
@@ -98,10 +140,97 @@ impl BuildSettings {
     }
 }
 
+/// Where a daemon keeps its images (`docker info`): it decides what its BuildKit can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageStore {
+    /// The graph drivers (overlay2...): Docker's default up to 28.
+    Classic,
+    /// containerd's snapshotters: Docker 29's default on fresh installs.
+    Containerd,
+}
+
+impl ImageStore {
+    /// The store a daemon reports. With the containerd image store, `docker info` names the
+    /// snapshotter as `Driver` (`overlayfs`) and its `DriverStatus` is exactly
+    /// `[["driver-type", "io.containerd.snapshotter.v1"]]` (moby `daemon/containerd/service.go`,
+    /// `LayerStoreStatus`: `plugins.SnapshotPlugin`; seen on 26.1 and 28.5); the graph drivers
+    /// (overlay2 on 20.10 and on 28.5's classic store) list their own settings there instead.
+    #[must_use]
+    pub fn from_driver_status(driver_status: &[Vec<String>]) -> ImageStore {
+        let containerd = driver_status.iter().any(|pair| {
+            matches!(pair.as_slice(), [key, value]
+                if key == "driver-type" && value == "io.containerd.snapshotter.v1")
+        });
+        if containerd {
+            ImageStore::Containerd
+        } else {
+            ImageStore::Classic
+        }
+    }
+}
+
+impl std::fmt::Display for ImageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ImageStore::Classic => "classic image store",
+            ImageStore::Containerd => "containerd image store",
+        })
+    }
+}
+
+/// `Some((problem, fix))` when a daemon of this version and store cannot build what this action
+/// sends it. Before moby 27.5.0 / 28.0.0, BuildKit on the containerd image store fails every
+/// build whose context is streamed as a tar body, at `[internal] load remote build context`
+/// (`Get "http://build-context-<id>": no such host`; moby/moby#47717), and that is the only way
+/// a remote daemon can get the context. A version that does not parse is given the benefit of
+/// the doubt.
+fn unsupported(version: &str, store: ImageStore) -> Option<(&'static str, &'static str)> {
+    let (major, minor) = major_minor(version)?;
+    (store == ImageStore::Containerd && (major, minor) < (27, 5)).then_some((
+        "fails every build from a streamed context at `[internal] load remote build context` \
+         (moby/moby#47717, fixed in Docker 27.5.0 and 28.0.0)",
+        "upgrade Docker to 27.5 or later, or turn the containerd image store off \
+         (`\"features\": {\"containerd-snapshotter\": false}` in daemon.json, then restart \
+         dockerd)",
+    ))
+}
+
+/// `26.1.5+dfsg1` -> `(26, 1)`: Debian and Docker Desktop add suffixes to the version.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut numbers = version.split('.').map(|part| {
+        let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u64>().ok()
+    });
+    Some((numbers.next()??, numbers.next()??))
+}
+
+/// Whether a bollard error means the daemon is gone (never answered, died or dropped the
+/// connection mid-stream), as opposed to an answer: an HTTP error, or an error that BuildKit
+/// reported in the stream. Decided by the error's kind, not its text.
+fn is_transport(error: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as E;
+    matches!(
+        error,
+        // A body that stops mid-stream surfaces as I/O (bollard reads the stream through
+        // `StreamReader`), a request that never got its answer as a hyper or client error.
+        E::IOError { .. }
+            | E::HyperResponseError { .. }
+            | E::HyperLegacyError { .. }
+            | E::RequestTimeoutError
+            | E::SocketNotFoundError(_)
+    )
+}
+
 /// A connected Docker Engine.
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// `DOCKER_HOST`, or the default socket: what messages name.
+    address: String,
+    /// The daemon's version, as `docker version` prints it.
+    version: String,
+    /// Where it keeps images.
+    store: ImageStore,
     /// The daemon's own platform, where `FROM --platform=$BUILDPLATFORM` stages run.
     build_platform: Platform,
 }
@@ -117,17 +246,33 @@ struct Step {
 }
 
 impl Engine {
-    /// Connects and negotiates the API version (dockerd 20.10 speaks 1.41).
-    pub async fn connect() -> Result<Engine, Error> {
-        let docker = Docker::connect_with_defaults()
-            .map_err(|source| Error::Connect { source })?
+    /// Connects to `docker_host` (`DOCKER_HOST`; `None`: the default socket), negotiates the API
+    /// version (dockerd 20.10 speaks 1.41) and checks that the daemon can run this action's
+    /// builds, so that an engine it cannot use ends the run before anything is created.
+    pub async fn connect(docker_host: Option<&str>) -> Result<Engine, Error> {
+        let address = docker_host.unwrap_or(DEFAULT_DOCKER_HOST).to_owned();
+        let connect = |source| Error::Connect {
+            address: address.clone(),
+            source,
+        };
+        let docker = Docker::connect_with_host(&address)
+            .map_err(connect)?
             .negotiate_version()
             .await
-            .map_err(|source| Error::Connect { source })?;
-        let version = docker
-            .version()
-            .await
-            .map_err(|source| Error::Connect { source })?;
+            .map_err(connect)?;
+        let version = docker.version().await.map_err(connect)?;
+        let info = docker.info().await.map_err(connect)?;
+        let store = ImageStore::from_driver_status(&info.driver_status.unwrap_or_default());
+        let server_version = version.version.unwrap_or_default();
+        if let Some((problem, fix)) = unsupported(&server_version, store) {
+            return Err(Error::Unsupported {
+                address,
+                version: server_version,
+                store,
+                problem,
+                fix,
+            });
+        }
         let build_platform = Platform {
             os: version.os.unwrap_or_else(|| "linux".to_owned()),
             architecture: version.arch.unwrap_or_else(|| "amd64".to_owned()),
@@ -135,8 +280,44 @@ impl Engine {
         };
         Ok(Engine {
             docker,
+            address,
+            version: server_version,
+            store,
             build_platform,
         })
+    }
+
+    /// One line for the log: which daemon builds, e.g.
+    /// ``Docker Engine `28.5.2` at `unix:///var/run/docker.sock`, containerd image store``.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        format!(
+            "Docker Engine `{}` at `{}`, {}",
+            self.version, self.address, self.store
+        )
+    }
+
+    /// An Engine API call failed: lost when the daemon is gone, an API error otherwise.
+    fn call_failed(
+        &self,
+        platform: Option<&Platform>,
+        action: String,
+        source: bollard::errors::Error,
+    ) -> Error {
+        if is_transport(&source) {
+            Error::Lost {
+                address: self.address.clone(),
+                platform: platform.cloned(),
+                action,
+                source,
+            }
+        } else {
+            Error::Api {
+                address: self.address.clone(),
+                action,
+                source,
+            }
+        }
     }
 
     /// The architectures among `platforms` that the daemon's CPU cannot run natively.
@@ -163,7 +344,7 @@ impl Engine {
         console: &Console,
     ) -> Result<(), Error> {
         let group = "qemu";
-        let api = |action: String| move |source| Error::Api { action, source };
+        let api = |action: String| move |source| self.call_failed(None, action, source);
         if self.docker.inspect_image(image).await.is_err() {
             console.group_line(group, &format!("pulling {image}"));
             let mut pull = self.docker.create_image(
@@ -347,8 +528,21 @@ impl Engine {
 
         if let Err(error) = outcome {
             let message = match error {
+                // BuildKit's own verdict, in the stream: a step of the Dockerfile failed.
                 bollard::errors::Error::DockerStreamError { error } => error,
-                other => other.to_string(),
+                // The Engine refused the build request itself (bad options): still the build's.
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code,
+                    message,
+                } if (400..500).contains(&status_code) => message,
+                // No verdict: the daemon died, dropped the connection, or answered nonsense.
+                other => {
+                    return Err(self.call_failed(
+                        Some(platform),
+                        format!("building `{platform}`"),
+                        other,
+                    ))
+                }
             };
             let last_lines = failed_step
                 .as_ref()
@@ -375,9 +569,12 @@ impl Engine {
             .docker
             .inspect_image(&image_id)
             .await
-            .map_err(|source| Error::Api {
-                action: format!("inspecting the image built for `{platform}`"),
-                source,
+            .map_err(|source| {
+                self.call_failed(
+                    Some(platform),
+                    format!("inspecting the image built for `{platform}`"),
+                    source,
+                )
             })?;
         Ok(BuiltImage {
             platform: platform.clone(),
@@ -472,6 +669,100 @@ fn find_instruction(dockerfile: &Path, step: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    fn status(pairs: &[[&str; 2]]) -> Vec<Vec<String>> {
+        pairs
+            .iter()
+            .map(|pair| pair.iter().map(|s| (*s).to_owned()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_image_store_is_read_from_the_driver_status() {
+        // As `docker info` reports them: 28.5 and 26.1 with the containerd store, 20.10 and
+        // 28.5 with overlay2.
+        assert_eq!(
+            ImageStore::from_driver_status(&status(&[[
+                "driver-type",
+                "io.containerd.snapshotter.v1"
+            ]])),
+            ImageStore::Containerd
+        );
+        assert_eq!(
+            ImageStore::from_driver_status(&status(&[
+                ["Backing Filesystem", "extfs"],
+                ["Supports d_type", "true"],
+                ["Native Overlay Diff", "true"],
+                ["userxattr", "false"],
+            ])),
+            ImageStore::Classic
+        );
+        assert_eq!(ImageStore::from_driver_status(&[]), ImageStore::Classic);
+    }
+
+    #[rstest]
+    #[case::debian_trixie("26.1.5+dfsg1", ImageStore::Containerd, false)]
+    #[case::last_broken_27("27.4.1", ImageStore::Containerd, false)]
+    #[case::old_24("24.0.7", ImageStore::Containerd, false)]
+    #[case::first_fixed_27("27.5.0", ImageStore::Containerd, true)]
+    #[case::fixed_28("28.0.0", ImageStore::Containerd, true)]
+    #[case::debian_sid("28.5.2+dfsg4", ImageStore::Containerd, true)]
+    #[case::docker_29("29.0.1", ImageStore::Containerd, true)]
+    #[case::release_candidate("28.0.0-rc.1", ImageStore::Containerd, true)]
+    #[case::classic_26("26.1.5+dfsg1", ImageStore::Classic, true)]
+    #[case::classic_20("20.10.24+dfsg1", ImageStore::Classic, true)]
+    #[case::unparsable("dev", ImageStore::Containerd, true)]
+    fn a_containerd_store_older_than_27_5_is_refused(
+        #[case] version: &str,
+        #[case] store: ImageStore,
+        #[case] usable: bool,
+    ) {
+        assert_eq!(unsupported(version, store).is_none(), usable);
+    }
+
+    #[test]
+    fn the_refusal_names_version_store_and_fix() {
+        let (problem, fix) =
+            unsupported("26.1.5+dfsg1", ImageStore::Containerd).expect("26.1 is refused");
+        let error = Error::Unsupported {
+            address: "unix:///var/run/docker.sock".to_owned(),
+            version: "26.1.5+dfsg1".to_owned(),
+            store: ImageStore::Containerd,
+            problem,
+            fix,
+        }
+        .to_string();
+        for part in [
+            "`unix:///var/run/docker.sock`",
+            "Docker `26.1.5+dfsg1`",
+            "containerd image store",
+            "moby/moby#47717",
+            "upgrade Docker to 27.5 or later",
+            "containerd-snapshotter\": false",
+        ] {
+            assert!(error.contains(part), "{part} in {error}");
+        }
+    }
+
+    #[test]
+    fn transport_failures_are_told_from_answers_by_kind() {
+        use bollard::errors::Error as E;
+        let dropped = std::io::Error::other("error reading a body from connection");
+        assert!(is_transport(&E::from(dropped)));
+        assert!(is_transport(&E::RequestTimeoutError));
+        assert!(is_transport(&E::SocketNotFoundError(
+            "/var/run/docker.sock".to_owned()
+        )));
+        assert!(!is_transport(&E::DockerStreamError {
+            error: "process \"/bin/sh -c false\" did not complete successfully: exit code: 1"
+                .to_owned()
+        }));
+        assert!(!is_transport(&E::DockerResponseServerError {
+            status_code: 500,
+            message: "no space left on device".to_owned()
+        }));
+    }
 
     #[test]
     fn finds_the_failing_instruction_line() {

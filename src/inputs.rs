@@ -213,6 +213,9 @@ pub struct Args {
     /// Reproducible builds' timestamp, seconds since the epoch.
     #[arg(long, env = "SOURCE_DATE_EPOCH", hide = true)]
     pub env_source_date_epoch: Option<String>,
+    /// The Docker Engine to build with, as the docker CLI reads it.
+    #[arg(long, env = "DOCKER_HOST", hide = true)]
+    pub env_docker_host: Option<String>,
 }
 
 /// The image that registers QEMU user-mode emulators in the host kernel, as
@@ -340,6 +343,8 @@ pub struct Request {
     /// The image that registers QEMU emulators (`ECR_MULTIARCH_BINFMT_IMAGE`, else
     /// tonistiigi/binfmt); `none` skips the registration.
     pub binfmt_image: String,
+    /// The Docker Engine's address (`DOCKER_HOST`); `None`: the default socket.
+    pub docker_host: Option<String>,
 }
 
 /// An input's value, or `None` when it was not given or given empty (the runner passes `""`
@@ -902,6 +907,7 @@ impl TryFrom<Args> for Request {
             binfmt_image: given(args.env_binfmt_image.as_ref())
                 .unwrap_or(DEFAULT_BINFMT_IMAGE)
                 .to_owned(),
+            docker_host: given(args.env_docker_host.as_ref()).map(str::to_owned),
         })
     }
 }

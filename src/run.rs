@@ -92,6 +92,16 @@ fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option<Sou
             });
             return (EXIT_USER, format!("Build failed for {platform}"), location);
         }
+        if let Some(engine::Error::Lost { platform, .. }) = cause.downcast_ref::<engine::Error>() {
+            let title = platform.as_ref().map_or_else(
+                || "Docker Engine lost".to_owned(),
+                |platform| format!("Docker Engine lost while building {platform}"),
+            );
+            return (EXIT_SYSTEM, title, None);
+        }
+        if let Some(engine::Error::Unsupported { .. }) = cause.downcast_ref::<engine::Error>() {
+            return (EXIT_SYSTEM, "Docker Engine not supported".to_owned(), None);
+        }
         if let Some(ecr::Error::RepositoryMissing { .. }) = cause.downcast_ref::<ecr::Error>() {
             return (EXIT_USER, "Repository missing".to_owned(), None);
         }
@@ -192,8 +202,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console.notice(notice);
     }
 
-    // Reach the Engine before creating anything, so a missing daemon leaves no trace.
-    let engine = Engine::connect().await?;
+    // Reach the Engine before creating anything, so that a missing daemon, or one that
+    // cannot run these builds, leaves no trace.
+    let engine = Engine::connect(request.docker_host.as_deref()).await?;
+    console.info(&engine.describe());
 
     let registry_host = request
         .registry
@@ -228,6 +240,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             .register_emulators(&foreign, &request.binfmt_image, console)
             .await
         {
+            // A daemon that died here cannot build either: that is the failure to report.
+            if matches!(error, engine::Error::Lost { .. }) {
+                return Err(anyhow::Error::new(error).context("nothing was built or pushed"));
+            }
             console.warning(&format!(
                 "{:#} (builds for {} need QEMU registered on the runner)",
                 anyhow::Error::new(error),

@@ -102,6 +102,7 @@ fn build_action_image() -> String {
     );
     let tag = format!("ecr-multiarch-action:it-{}", std::process::id());
     let out = std::process::Command::new("docker")
+        .env("DOCKER_HOST", &testbed().engine.host)
         .env("DOCKER_BUILDKIT", "0")
         .args([
             "build",
@@ -177,7 +178,8 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
         "--workdir".into(),
         "/github/workspace".into(),
         "-v".into(),
-        "/var/run/docker.sock:/var/run/docker.sock".into(),
+        // The engine under test is the runner's daemon: its socket, where the runner mounts it.
+        format!("{}:/var/run/docker.sock", tb.engine.socket()),
         "-v".into(),
         format!("{}:/github/workspace", workspace.display()),
         "-v".into(),
@@ -244,6 +246,7 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     args.push(image.clone());
     let started = std::time::Instant::now();
     let out = std::process::Command::new("docker")
+        .env("DOCKER_HOST", &tb.engine.host)
         .args(&args)
         .output()
         .unwrap();

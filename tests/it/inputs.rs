@@ -158,7 +158,10 @@ async fn an_unreachable_docker_engine_is_a_system_failure_before_any_side_effect
         .run();
     assert_eq!(result.code, 2, "{}", result.stdout);
     let error = result.error_line();
-    assert!(error.contains("cannot reach the Docker Engine"), "{error}");
+    assert!(
+        error.contains("cannot reach the Docker Engine at `unix:///nonexistent/docker.sock`"),
+        "{error}"
+    );
     assert!(moto_repository(&repository).await.is_none());
 }
 

@@ -1,11 +1,16 @@
 //! Integration tests against the real testbed (`scripts/testbed up`): dockerd with BuildKit and
 //! QEMU, docker-registry on 127.0.0.1:5000 and moto on 127.0.0.1:5001. One binary, so that it
 //! links once. A missing testbed fails loudly; nothing is skipped.
+//!
+//! The suite runs on one of the testbed's Docker Engines, named by `TESTBED_ENGINE` (`system`,
+//! `28.5-classic`, `28.5-containerd`; `scripts/test` runs it once on each): every command a test
+//! spawns (the binary, the docker CLI, skopeo) is pointed at that engine.
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, missing_docs)]
 
 mod action;
 mod build;
+mod engines;
 mod inputs;
 mod push;
 mod registry;
@@ -25,6 +30,74 @@ pub struct Testbed {
     pub password: String,
     /// A docker CLI config folder logged in to the registry (for pulls in assertions).
     pub docker_config: PathBuf,
+    /// The Docker Engine the suite runs on.
+    pub engine: TestEngine,
+}
+
+/// One of the testbed's Docker Engines.
+pub struct TestEngine {
+    /// As `TESTBED_ENGINE` names it, e.g. `28.5-containerd`.
+    pub name: String,
+    /// Its `DOCKER_HOST`, e.g. `unix:///var/run/testbed-docker-28.5-containerd.sock`.
+    pub host: String,
+    /// What `docker version` says, e.g. `28.5.2+dfsg4`.
+    pub version: String,
+    /// Whether it keeps images in the containerd image store.
+    pub containerd_store: bool,
+}
+
+impl TestEngine {
+    /// The socket file, for mounting into a container as the runner does.
+    pub fn socket(&self) -> &str {
+        self.host
+            .strip_prefix("unix://")
+            .unwrap_or_else(|| panic!("engine `{}` is not on a unix socket", self.host))
+    }
+}
+
+/// `TESTBED_ENGINE_<NAME>_<FIELD>` from `scripts/testbed env`, e.g.
+/// `TESTBED_ENGINE_28_5_CLASSIC_HOST`.
+pub fn engine_setting(engine: &str, field: &str) -> String {
+    let key: String = engine
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    required(&format!("TESTBED_ENGINE_{key}_{field}"))
+}
+
+fn engine_under_test() -> TestEngine {
+    let name = std::env::var("TESTBED_ENGINE").unwrap_or_else(|_| "system".to_owned());
+    let host = engine_setting(&name, "HOST");
+    let out = Command::new("docker")
+        .args([
+            "-H",
+            &host,
+            "info",
+            "--format",
+            "{{.ServerVersion}} {{json .DriverStatus}}",
+        ])
+        .output()
+        .expect("the docker CLI runs");
+    let info = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "engine `{name}` does not answer at `{host}`: {}; run `scripts/testbed up`",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (version, driver_status) = info.trim().split_once(' ').unwrap_or((info.trim(), ""));
+    eprintln!("integration tests on engine `{name}`: Docker {version} at {host}");
+    TestEngine {
+        name,
+        host,
+        version: version.to_owned(),
+        containerd_store: driver_status.contains("io.containerd.snapshotter.v1"),
+    }
 }
 
 fn required(name: &str) -> String {
@@ -43,10 +116,12 @@ pub fn testbed() -> &'static Testbed {
         let registry = required("TESTBED_REGISTRY");
         let user = required("TESTBED_REGISTRY_USER");
         let password = required("TESTBED_REGISTRY_PASSWORD");
+        let engine = engine_under_test();
         let docker_config = std::env::temp_dir().join("ecr-multiarch-it-docker-config");
         std::fs::create_dir_all(&docker_config).unwrap();
         let mut login = Command::new("docker")
             .env("DOCKER_CONFIG", &docker_config)
+            .env("DOCKER_HOST", &engine.host)
             .args(["login", &registry, "-u", &user, "--password-stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
@@ -66,6 +141,7 @@ pub fn testbed() -> &'static Testbed {
             user,
             password,
             docker_config,
+            engine,
         }
     })
 }
@@ -78,11 +154,13 @@ pub fn unique_repository(prefix: &str) -> String {
     )
 }
 
-/// Runs a command and returns its output, failing the test with stderr when it cannot start.
+/// Runs a command on the engine under test and returns its output, failing the test with
+/// stderr when it cannot start.
 pub fn command(program: &str, args: &[&str]) -> Output {
     Command::new(program)
         .args(args)
         .env("DOCKER_CONFIG", &testbed().docker_config)
+        .env("DOCKER_HOST", &testbed().engine.host)
         .output()
         .unwrap_or_else(|e| panic!("running `{program}`: {e}"))
 }
@@ -178,10 +256,9 @@ impl Run {
         self
     }
 
-    pub fn run(&self) -> RunResult {
-        let files = tempfile::tempdir().unwrap();
-        let output_file = files.path().join("output");
-        let summary_file = files.path().join("summary");
+    /// The binary's command, on the engine under test unless `DOCKER_HOST` is set with
+    /// [`Run::env`]; the runner's files go into `files`.
+    fn command(&self, files: &Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ecr-multiarch"));
         for (key, _) in std::env::vars() {
             if key.starts_with("INPUT_") || key.starts_with("GITHUB_") {
@@ -194,19 +271,131 @@ impl Run {
         if self.github {
             command
                 .env("GITHUB_ACTIONS", "true")
-                .env("GITHUB_OUTPUT", &output_file)
-                .env("GITHUB_STEP_SUMMARY", &summary_file);
+                .env("GITHUB_OUTPUT", files.join("output"))
+                .env("GITHUB_STEP_SUMMARY", files.join("summary"));
         }
+        command.env("DOCKER_HOST", &testbed().engine.host);
         command.envs(&self.env);
-        let output = command.args(&self.flags).output().unwrap();
+        command.args(&self.flags);
+        command
+    }
+
+    pub fn run(&self) -> RunResult {
+        let files = tempfile::tempdir().unwrap();
+        let output = self.command(files.path()).output().unwrap();
+        RunResult::read(
+            output.status,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+            files.path(),
+        )
+    }
+
+    /// Starts the run and hands its stdout over line by line while it runs.
+    pub fn spawn(&self) -> RunningRun {
+        let files = tempfile::tempdir().unwrap();
+        let mut child = self
+            .command(files.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        RunningRun {
+            child,
+            files,
+            lines,
+            stdout: Vec::new(),
+            stderr,
+        }
+    }
+}
+
+/// A run of the binary under way (see [`Run::spawn`]).
+pub struct RunningRun {
+    child: std::process::Child,
+    files: tempfile::TempDir,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+impl RunningRun {
+    /// Waits at most `timeout` for a stdout line containing `text`; `false` if none came.
+    pub fn wait_for_line(&mut self, text: &str, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.stdout.push(line);
+                    if found {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Waits at most `timeout` for the run to end; `None` (and the run killed) if it did not.
+    pub fn finish(mut self, timeout: std::time::Duration) -> Option<RunResult> {
+        let deadline = std::time::Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        self.stdout.extend(self.lines.iter());
+        let mut stdout = self.stdout.join("\n");
+        stdout.push('\n');
+        Some(RunResult::read(
+            status,
+            stdout,
+            self.stderr.join().unwrap(),
+            self.files.path(),
+        ))
+    }
+}
+
+impl RunResult {
+    /// A finished run: its exit, its output and the runner files it wrote into `files`.
+    fn read(
+        status: std::process::ExitStatus,
+        stdout: String,
+        stderr: String,
+        files: &Path,
+    ) -> Self {
         RunResult {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            outputs: std::fs::read_to_string(&output_file)
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+            outputs: std::fs::read_to_string(files.join("output"))
                 .map(|text| parse_outputs(&text))
                 .unwrap_or_default(),
-            summary: std::fs::read_to_string(&summary_file).unwrap_or_default(),
+            summary: std::fs::read_to_string(files.join("summary")).unwrap_or_default(),
         }
     }
 }
@@ -365,7 +554,14 @@ pub fn run_image(reference: &str, platform: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     // The classic image store keeps one platform per reference: let go of this one so that
-    // the next platform can be pulled under the same digest.
-    command("docker", &["image", "rm", reference]);
+    // the next platform can be pulled under the same digest (a failure here would let the
+    // next run use this platform). The containerd store keeps the index and every platform
+    // pulled under it, and removes them all at once.
+    let rm = command("docker", &["image", "rm", reference]);
+    assert!(
+        rm.status.success(),
+        "docker image rm {reference}: {}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

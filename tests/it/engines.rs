@@ -1,0 +1,313 @@
+//! Docker Engines the action cannot use, and an Engine that dies under a build: both are
+//! outside systems failing (exit 2), and neither leaves anything in ECR or the registry.
+//!
+//! These tests start throwaway daemons of their own ([`ScratchEngine`]: own socket, data root,
+//! exec root and pidfile in a temporary folder), because they kill them or run a version the
+//! testbed does not keep; the testbed's shared engines are never touched.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{
+    engine_setting, fixture, moto_repository, registry_tags, testbed, unique_repository, Run,
+};
+
+/// A Docker Engine of one of the testbed's kinds (`system`, `28.5-classic`, `26.1-containerd`...)
+/// started for one test, and stopped, unmounted and deleted when dropped.
+pub struct ScratchEngine {
+    /// Its `DOCKER_HOST`.
+    pub host: String,
+    daemon: Child,
+    dir: tempfile::TempDir,
+}
+
+impl ScratchEngine {
+    /// Starts an engine of `kind` (the binaries and image store `scripts/testbed env` names for
+    /// it) and loads `images` into it from the engine under test.
+    pub fn start(kind: &str, images: &[&str]) -> ScratchEngine {
+        let bin_path = engine_setting(kind, "PATH");
+        let containerd_store = engine_setting(kind, "STORE") == "containerd";
+        // Under /tmp, short: containerd's sockets live in the exec root (108-byte limit).
+        let dir = tempfile::Builder::new()
+            .prefix("it-engine-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let root = dir.path();
+        std::fs::write(
+            root.join("daemon.json"),
+            format!(r#"{{"features": {{"containerd-snapshotter": {containerd_store}}}}}"#),
+        )
+        .unwrap();
+        let host = format!("unix://{}", root.join("docker.sock").display());
+        // dockerd starts the containerd it finds on PATH; runc comes from the system.
+        let path = std::env::var("PATH").unwrap();
+        let path = if bin_path.is_empty() {
+            path
+        } else {
+            format!("{bin_path}:{path}")
+        };
+        let dockerd = std::env::split_paths(&path)
+            .map(|dir| dir.join("dockerd"))
+            .find(|candidate| candidate.is_file())
+            .expect("dockerd is on PATH");
+        let log = File::create(root.join("dockerd.log")).unwrap();
+        let data_root = root.join("data");
+        let exec_root = root.join("exec");
+        let pidfile = root.join("dockerd.pid");
+        let daemon = Command::new(dockerd)
+            .env("PATH", &path)
+            .arg("--config-file")
+            .arg(root.join("daemon.json"))
+            .arg("--data-root")
+            .arg(&data_root)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .arg("--pidfile")
+            .arg(&pidfile)
+            .args(["--host", &host])
+            // No bridge, as every testbed daemon (TESTBED.md).
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip-forward=false",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut engine = ScratchEngine { host, daemon, dir };
+        engine.wait_until_it_answers();
+        if !images.is_empty() {
+            engine.load(images);
+        }
+        engine
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    fn wait_until_it_answers(&mut self) {
+        let deadline = Instant::now() + Duration::from_mins(1);
+        loop {
+            let answer = Command::new("docker")
+                .args(["-H", &self.host, "version"])
+                .output()
+                .unwrap();
+            if answer.status.success() {
+                return;
+            }
+            if let Some(status) = self.daemon.try_wait().unwrap() {
+                panic!("the scratch dockerd ended ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the scratch dockerd did not answer within a minute:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// `docker save` from the engine under test, `docker load` here.
+    fn load(&self, images: &[&str]) {
+        let mut save = Command::new("docker")
+            .args(["-H", &testbed().engine.host, "save"])
+            .args(images)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let load = Command::new("docker")
+            .args(["-H", &self.host, "load", "-q"])
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(save.wait().unwrap().success(), "docker save {images:?}");
+        assert!(
+            load.status.success(),
+            "docker load: {}",
+            String::from_utf8_lossy(&load.stderr)
+        );
+    }
+
+    /// `docker info`'s version and whether the image store is containerd's.
+    pub fn info(&self) -> (String, bool) {
+        let out = Command::new("docker")
+            .args([
+                "-H",
+                &self.host,
+                "info",
+                "--format",
+                "{{.ServerVersion}} {{json .DriverStatus}}",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let (version, status) = text.split_once(' ').unwrap_or((&text, ""));
+        (
+            version.to_owned(),
+            status.contains("io.containerd.snapshotter.v1"),
+        )
+    }
+
+    /// `kill -9` the daemon, as a crash or the OOM killer would.
+    pub fn kill(&mut self) {
+        self.daemon.kill().unwrap();
+        self.daemon.wait().unwrap();
+    }
+
+    /// Processes left behind by the daemon: its containerd and the containers of a build cut
+    /// short (their root file system is under the scratch folder).
+    fn leftover_processes(&self) -> Vec<u32> {
+        let dir = self.dir.path();
+        let me = std::process::id();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| *pid != me)
+            .filter(|pid| {
+                let proc = PathBuf::from(format!("/proc/{pid}"));
+                let rooted_here =
+                    std::fs::read_link(proc.join("root")).is_ok_and(|root| root.starts_with(dir));
+                let names_here = std::fs::read(proc.join("cmdline")).is_ok_and(|cmdline| {
+                    String::from_utf8_lossy(&cmdline).contains(dir.to_str().unwrap())
+                });
+                rooted_here || names_here
+            })
+            .collect()
+    }
+}
+
+impl Drop for ScratchEngine {
+    fn drop(&mut self) {
+        if self.daemon.try_wait().ok().flatten().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.daemon.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while self.daemon.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = self.daemon.kill();
+            let _ = self.daemon.wait();
+        }
+        for pid in self.leftover_processes() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        // A killed daemon leaves its mounts (the data root is bind-mounted on itself, and each
+        // build step has an overlay): unmount them, deepest first, so the folder can go.
+        unmount_under(self.dir.path());
+    }
+}
+
+fn unmount_under(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ = Command::new("umount").args(["-l", point]).status();
+    }
+}
+
+const DOCKERFILE: &str = "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nRUN true\n";
+
+#[tokio::test]
+async fn a_containerd_store_engine_older_than_27_5_is_refused_before_anything_is_created() {
+    let engine = ScratchEngine::start("26.1-containerd", &[]);
+    let (version, containerd_store) = engine.info();
+    assert!(
+        version.starts_with("26.1.") && containerd_store,
+        "the testbed's 26.1-containerd engine is Docker {version}, containerd store: {containerd_store}"
+    );
+    let repository = unique_repository("docker-26");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let result = Run::new(&repository, context.path())
+        .env("DOCKER_HOST", &engine.host)
+        .run();
+    assert_eq!(result.code, 2, "{}\n{}", result.stdout, result.stderr);
+    let error = result.error_line();
+    eprintln!("Docker {version} with the containerd image store: {error}");
+    assert!(
+        error.starts_with("::error title=Docker Engine not supported::"),
+        "{error}"
+    );
+    for part in [
+        engine.host.as_str(),
+        &format!("Docker `{version}`"),
+        "containerd image store",
+        "moby/moby#47717",
+        "upgrade Docker to 27.5 or later",
+        "containerd-snapshotter",
+    ] {
+        assert!(error.contains(part), "`{part}` in {error}");
+    }
+    assert!(result.outputs.is_empty());
+    assert!(
+        moto_repository(&repository).await.is_none(),
+        "no repository created"
+    );
+    assert!(registry_tags(&repository).is_empty(), "nothing pushed");
+}
+
+#[test]
+fn an_engine_killed_during_a_build_is_a_system_failure_that_pushes_nothing() {
+    let mut engine = ScratchEngine::start(&testbed().engine.name, &["testbase/busybox:amd64"]);
+    let repository = unique_repository("engine-killed");
+    let context = fixture(&[(
+        "Dockerfile",
+        "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nRUN echo building && sleep 30\n",
+    )]);
+    let mut run = Run::new(&repository, context.path())
+        .input("platforms", "linux/amd64")
+        .env("DOCKER_HOST", &engine.host)
+        .spawn();
+
+    // The build is under way: its first line, then the slow step running.
+    assert!(
+        run.wait_for_line("[linux/amd64] #", Duration::from_mins(1)),
+        "the build did not start"
+    );
+    let build_started = Instant::now();
+    assert!(
+        run.wait_for_line("RUN echo building", Duration::from_mins(1)),
+        "the RUN step did not start"
+    );
+    if let Some(rest) = Duration::from_secs(3).checked_sub(build_started.elapsed()) {
+        std::thread::sleep(rest);
+    }
+    engine.kill();
+    let killed = Instant::now();
+
+    let result = run
+        .finish(Duration::from_secs(10))
+        .expect("the run ends within 10 s of the Engine's death");
+    assert_eq!(result.code, 2, "{}\n{}", result.stdout, result.stderr);
+    let error = result.error_line();
+    eprintln!(
+        "the run ended {} ms after the Engine was killed: {error}",
+        killed.elapsed().as_millis()
+    );
+    assert!(
+        error.starts_with("::error title=Docker Engine lost while building linux/amd64::"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("lost the Docker Engine at `{}`", engine.host)),
+        "{error}"
+    );
+    assert!(error.contains("building `linux/amd64`"), "{error}");
+    assert!(result.outputs.is_empty());
+    assert!(registry_tags(&repository).is_empty(), "nothing pushed");
+}
