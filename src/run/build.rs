@@ -1,0 +1,179 @@
+//! The build half of a run: QEMU for foreign platforms, every platform built concurrently, and
+//! each built image prepared for the registry (the repository's own copy when it already holds
+//! it, else the Engine's export with its layers compressed).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use futures_util::future::{join_all, try_join_all};
+
+use super::elapsed_ms;
+use crate::context::BuildContext;
+use crate::engine::{self, BuildSettings, BuiltImage, Engine};
+use crate::github::Console;
+use crate::image_export::{self, BlobSource, PreparedImage};
+use crate::inputs::Request;
+use crate::plan::Plan;
+use crate::platform::PlatformMismatch;
+use crate::registry::RepositoryImages;
+
+/// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would.
+/// A failure only warns (the runner may already emulate them), unless the Engine itself is gone.
+pub async fn register_emulators(
+    request: &Request,
+    engine: &Engine,
+    console: &Console,
+    phase_ms: &mut BTreeMap<&'static str, u128>,
+) -> anyhow::Result<()> {
+    let foreign = engine.foreign_architectures(&request.platforms);
+    if foreign.is_empty() || request.binfmt_image == "none" {
+        return Ok(());
+    }
+    let phase = Instant::now();
+    if let Err(error) = engine
+        .register_emulators(&foreign, &request.binfmt_image, console)
+        .await
+    {
+        // A daemon that died here cannot build either: that is the failure to report.
+        if matches!(error, engine::Error::Lost { .. }) {
+            return Err(anyhow::Error::new(error).context("nothing was built or pushed"));
+        }
+        console.warning(&format!(
+            "{:#} (builds for {} need QEMU registered on the runner)",
+            anyhow::Error::new(error),
+            foreign.join(", ")
+        ));
+    }
+    phase_ms.insert("emulation", elapsed_ms(phase));
+    Ok(())
+}
+
+/// Builds every platform concurrently, each with its build time; fails, with the first
+/// platform's error, unless all of them built, so that a failing platform moves no tag at all.
+pub async fn build_all(
+    request: &Request,
+    plan: &Plan,
+    engine: &Engine,
+    context: &BuildContext,
+    console: &Console,
+) -> anyhow::Result<Vec<(BuiltImage, u128)>> {
+    let settings = BuildSettings::new(request, &plan.labels);
+    let builds = join_all(plan.platforms.iter().map(|p| async {
+        let start = Instant::now();
+        let built = engine
+            .build(
+                &p.platform,
+                context,
+                &request.dockerfile,
+                &settings,
+                console,
+            )
+            .await;
+        (built, elapsed_ms(start))
+    }))
+    .await;
+    console.end_group();
+    let mut built = Vec::new();
+    let mut failures = Vec::new();
+    for (result, ms) in builds {
+        match result {
+            Ok(image) => built.push((image, ms)),
+            Err(error) => failures.push(error),
+        }
+    }
+    if let Some(first) = failures.into_iter().next() {
+        // Every platform's failure is already in its group's log; the first one is reported.
+        return Err(anyhow::Error::new(first).context("nothing was pushed"));
+    }
+    Ok(built)
+}
+
+/// Every built image as the registry will hold it, with the time that took.
+pub async fn prepare_all(
+    engine: &Engine,
+    built: &[(BuiltImage, u128)],
+    existing: &RepositoryImages,
+    console: &Console,
+) -> anyhow::Result<Vec<(PreparedImage, u128)>> {
+    let temp_root = std::env::temp_dir();
+    let prepared = try_join_all(built.iter().map(|(image, _)| {
+        let temp_root = &temp_root;
+        async move {
+            let start = Instant::now();
+            let group = image.platform.to_string();
+            let prepared = prepare_image(engine, image, existing, temp_root, console)
+                .await
+                .with_context(|| format!("preparing the `{group}` image for the registry"))?;
+            anyhow::Ok((prepared, elapsed_ms(start)))
+        }
+    }))
+    .await?;
+    console.end_group();
+    Ok(prepared)
+}
+
+/// One built image as the registry will hold it. When the repository already has an image
+/// with this config (the image id is the config's digest on the classic store), that image is
+/// reused whole and nothing is exported; otherwise the Engine's export is read, reusing the
+/// layers the repository holds.
+async fn prepare_image(
+    engine: &Engine,
+    image: &BuiltImage,
+    existing: &RepositoryImages,
+    temp_root: &Path,
+    console: &Console,
+) -> anyhow::Result<PreparedImage> {
+    let group = image.platform.to_string();
+    if let Some(held) = existing.with_config(&image.image_id) {
+        let found = &held.platform;
+        if !image
+            .platform
+            .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
+        {
+            return Err(PlatformMismatch {
+                wanted: image.platform.clone(),
+                found: found.to_string(),
+                digest: held.manifest.digest.clone(),
+            }
+            .into());
+        }
+        console.group_line(
+            &group,
+            &format!(
+                "the repository already holds this image as {}: nothing to export or upload",
+                held.manifest.digest
+            ),
+        );
+        return Ok(PreparedImage::in_repository(
+            image.platform.clone(),
+            held.manifest.clone(),
+            held.config.clone(),
+            held.layers.clone(),
+        ));
+    }
+    console.group_line(&group, "reading the image from the Engine");
+    let prepared = image_export::prepare(
+        &image.platform,
+        engine.export(image),
+        &existing.known,
+        &image.diff_ids,
+        temp_root,
+    )
+    .await?;
+    let reused = prepared
+        .layers
+        .iter()
+        .filter(|l| l.source == BlobSource::Repository)
+        .count();
+    console.group_line(
+        &group,
+        &format!(
+            "manifest {}: {} layers, {reused} of them already in the repository",
+            prepared.manifest.digest,
+            prepared.layers.len()
+        ),
+    );
+    Ok(prepared)
+}

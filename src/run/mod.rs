@@ -1,0 +1,243 @@
+//! One run, wired in the order of the data: inputs, plan, ECR, engine ([`build`]), registry
+//! ([`push`]), report; [`exit_code`] turns a failure into the exit code and its annotation.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use crate::context::BuildContext;
+use crate::ecr::Ecr;
+use crate::engine::Engine;
+use crate::github::{self, Console};
+use crate::image_export::ManifestDocument;
+use crate::inputs::{names, Args, InputError, Request};
+use crate::plan::Plan;
+use crate::registry::{Index, IndexChild, Registry, RetryLog};
+use crate::report::{Outcome, PlatformResult, TagResult};
+
+mod build;
+mod exit_code;
+mod push;
+
+pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
+
+/// Runs the whole action for parsed arguments and returns the exit code; reports the outcome
+/// (outputs, summary, JSON) or the one error annotation.
+pub async fn main(args: Args) -> u8 {
+    let github_actions = args.env_github_actions.as_deref() == Some("true");
+    let request = match Request::try_from(args) {
+        Ok(request) => request,
+        Err(error) => {
+            Console::new(github_actions).error(
+                &format!("Invalid input {}", error.input),
+                &error.to_string(),
+                None,
+            );
+            return EXIT_USER;
+        }
+    };
+    let console = Console::new(request.runner.github_actions);
+    match run(&request, &console).await {
+        Ok(outcome) => match publish(&request, &console, &outcome) {
+            Ok(()) => {
+                // The image is pushed: the GitHub API can only warn from here on.
+                crate::github_api::report(&request, &outcome, &console).await;
+                // Last, so that stdout ends with the one JSON document.
+                console.print_json(&outcome.json());
+                EXIT_OK
+            }
+            Err(error) => {
+                console.error("Writing outputs failed", &format!("{error:#}"), None);
+                EXIT_SYSTEM
+            }
+        },
+        Err(error) => {
+            let (code, title, location) = exit_code::classify(&request, &error);
+            console.error(&title, &format!("{error:#}"), location.as_ref());
+            code
+        }
+    }
+}
+
+/// Writes the outputs file and the summary (on a runner) and the notice.
+fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::Result<()> {
+    if let Some(path) = &request.runner.output_file {
+        github::write_outputs(path, &outcome.outputs())
+            .with_context(|| format!("writing outputs to `{}`", path.display()))?;
+    }
+    if let Some(path) = &request.runner.summary_file {
+        github::write_summary(path, &outcome.summary_markdown())
+            .with_context(|| format!("writing the job summary to `{}`", path.display()))?;
+    }
+    console.notice(&format!("pushed {}", outcome.image_uri()));
+    Ok(())
+}
+
+/// The image's page in the ECR console; the account is the registry's (`registry-id`, or
+/// the one in the token's endpoint).
+fn ecr_console_url(request: &Request, proxy_host: &str, digest: &str) -> Option<String> {
+    let account = request.registry_id.clone().or_else(|| {
+        proxy_host
+            .split('.')
+            .next()
+            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+    })?;
+    let region = &request.aws_region;
+    Some(format!(
+        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{}/_/image/{digest}/details?region={region}",
+        request.repository
+    ))
+}
+
+fn elapsed_ms(start: Instant) -> u128 {
+    start.elapsed().as_millis()
+}
+
+/// The run itself: every side effect happens here, in order, after the request was validated.
+pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    // Listing the context is still validation: a bad `.dockerignore` or an escaping symlink
+    // fails here, before anything is created.
+    let context =
+        BuildContext::scan(&request.context, &request.dockerfile).map_err(|e| InputError {
+            input: names::CONTEXT,
+            message: crate::error_chain(&e),
+        })?;
+
+    let ecr = Ecr::connect(request).await;
+    let credentials = ecr
+        .registry_credentials()
+        .await
+        .context("getting registry credentials from ECR")?;
+    // Before anything else reaches the log.
+    console.mask(&credentials.password);
+    if let Some(token) = &request.github_token {
+        console.mask(token);
+    }
+
+    // `latest=auto` asks the repository which releases it has; still nothing is created.
+    let repository_tags = if Plan::needs_repository_tags(request) {
+        ecr.repository_tags(&request.repository)
+            .await
+            .context("reading the repository's tags for `latest=auto`")?
+    } else {
+        Vec::new()
+    };
+    let plan = Plan::new(request, &repository_tags)?;
+    for notice in &plan.notices {
+        console.notice(notice);
+    }
+
+    // Reach the Engine before creating anything, so that a missing daemon, or one that
+    // cannot run these builds, leaves no trace.
+    let engine = Engine::connect(request.docker_host.as_deref()).await?;
+    console.info(&engine.describe());
+
+    let registry_host = request
+        .registry
+        .clone()
+        .unwrap_or_else(|| credentials.proxy_host.clone());
+    let repository_uri = format!("{registry_host}/{}", plan.repository);
+    let mut phase_ms = BTreeMap::new();
+
+    let phase = Instant::now();
+    let repository = ecr
+        .ensure_repository(request)
+        .await
+        .with_context(|| format!("ensuring repository `{}`", plan.repository))?;
+    phase_ms.insert("ensure_repository", elapsed_ms(phase));
+    console.info(&format!(
+        "repository `{}` {} in {}; pushing to `{repository_uri}`",
+        plan.repository,
+        if repository.created {
+            "created"
+        } else {
+            "exists"
+        },
+        request.aws_region
+    ));
+
+    build::register_emulators(request, &engine, console, &mut phase_ms).await?;
+    let built = build::build_all(request, &plan, &engine, &context, console).await?;
+
+    let registry = Registry::new(
+        &registry_host,
+        &plan.repository,
+        &credentials.username,
+        &credentials.password,
+    )?;
+    let phase = Instant::now();
+    let state = push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
+    phase_ms.insert("read_repository", elapsed_ms(phase));
+    let prepared = build::prepare_all(&engine, &built, &state.existing, console).await?;
+
+    let index = Index::new(
+        prepared
+            .iter()
+            .map(|(image, _)| IndexChild::new(&image.platform, &image.manifest))
+            .collect(),
+    );
+    let children: Vec<&ManifestDocument> =
+        prepared.iter().map(|(image, _)| &image.manifest).collect();
+    let decisions = push::decide_tags(
+        &plan,
+        &state.held,
+        &index,
+        &children,
+        &repository.mutability,
+    )?;
+    let pushed = push::push_images(&registry, &prepared, console).await?;
+    let phase = Instant::now();
+    push::put_tags(&registry, &decisions, &index, &children, console).await?;
+    phase_ms.insert("index", elapsed_ms(phase));
+    phase_ms.insert("total", elapsed_ms(started));
+
+    let platforms = built
+        .iter()
+        .zip(&prepared)
+        .zip(&pushed)
+        .zip(decisions.arch)
+        .map(
+            |((((image, build_ms), (prepared, _)), (stats, push_ms)), arch)| PlatformResult {
+                platform: image.platform.clone(),
+                image_id: image.image_id.clone(),
+                image_size: image.size,
+                manifest_digest: prepared.manifest.digest.clone(),
+                content_size: prepared.config.descriptor.size
+                    + prepared
+                        .layers
+                        .iter()
+                        .map(|l| l.descriptor.size)
+                        .sum::<u64>(),
+                layers_uploaded: stats.layers_uploaded,
+                layers_reused: stats.layers_reused,
+                bytes_uploaded: stats.bytes_uploaded,
+                arch_tag: arch.map(|u| (u.tag, u.action)),
+                build_ms: *build_ms,
+                push_ms: *push_ms,
+            },
+        )
+        .collect();
+    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
+    Ok(Outcome {
+        tags: decisions
+            .index
+            .into_iter()
+            .map(|u| TagResult {
+                reference: format!("{repository_uri}:{}", u.tag),
+                source: u.source,
+                action: u.action,
+            })
+            .collect(),
+        registry: registry_host,
+        repository_uri,
+        repository_created: repository.created,
+        digest: index.document.digest,
+        media_type: index.document.media_type,
+        platforms,
+        console_url,
+        phase_ms,
+    })
+}
