@@ -24,15 +24,17 @@ before any rule or fault answers.
 
 Faults, switched on and off at run time, for one repository or for all:
   * `throttle_manifest_puts: N`  429 `TOOMANYREQUESTS` on the next N manifest PUTs;
-  * `unavailable_every: K`        503 `UNAVAILABLE` on every Kth request (0: off);
+  * `unavailable_every: K`        503 `UNAVAILABLE` on every Kth request of the scope, counted
+                                  from when it is set (0: off; `/v2/` itself always passes);
   * `drop_blob_uploads: N`        the next N blob uploads that carry a body (PATCH, PUT, or a
                                   monolithic POST) have part of their body read and forwarded, then
                                   the connection is closed without an answer;
     `drop_after_bytes: B`         how much is read first (default: half the Content-Length, or
                                   1 MiB when the body is chunked);
   * `delay_ms: D`                 every response waits D ms.
-A fault of the repository scope applies to requests for that repository only; a global fault
-applies to all. Tests run in parallel on one layer, so they use the repository scope.
+Faults act after authentication, in this order: delay, 503, 429, then the rules. A fault of the
+repository scope applies to requests for that repository only; a global fault applies to all.
+Tests run in parallel on one layer, so they use the repository scope.
 
 Control API (plain HTTP, no auth, on the layer's own address, outside `/v2/`):
   GET    /_ecr-layer/status                       process, addresses, RSS and peak RSS, global
@@ -74,6 +76,7 @@ import time
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 CONTROL = "/_ecr-layer"
@@ -360,12 +363,15 @@ class Layer:
 
     # -- upstream -----------------------------------------------------------------------------
 
-    def upstream_headers(self, request, extra=None):
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    def upstream_headers(self, request):
+        # A multidict: clients send several `Accept` lines, and docker-registry answers a client
+        # that does not accept manifest lists with the amd64 manifest instead.
+        headers = CIMultiDict()
+        for key, value in request.headers.items():
+            if key.lower() not in HOP_BY_HOP:
+                headers.add(key, value)
         # docker-registry builds upload `Location` URLs from Host: they must point back here.
         headers["Host"] = request.headers.get("Host", self.listen)
-        if extra:
-            headers.update(extra)
         return headers
 
     async def check_auth(self, request, scopes):
