@@ -65,6 +65,7 @@ manifests (ECR limit 4 MiB) are buffered to check and record them.
 import argparse
 import asyncio
 import collections
+import contextlib
 import datetime
 import hashlib
 import json
@@ -82,8 +83,9 @@ from yarl import URL
 CONTROL = "/_ecr-layer"
 # ECR refuses manifests over 4 MiB; bigger ones are not buffered.
 MANIFEST_LIMIT = 4 * 1024 * 1024
-CHUNK = 64 * 1024
 DEFAULT_DROP_AFTER = 1024 * 1024
+# The account moto serves for any access key it does not know (the tests use `test`).
+REGISTRY_ID = "123456789012"
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -107,8 +109,14 @@ HOP_BY_HOP = {
     "upgrade",
     "content-length",
 }
-FAULTS = ("throttle_manifest_puts", "unavailable_every", "drop_blob_uploads", "drop_after_bytes", "delay_ms")
-# A tag or digest in a path; names are ECR repository names (lowercase, `/`-separated).
+FAULTS = (
+    "throttle_manifest_puts",
+    "unavailable_every",
+    "drop_blob_uploads",
+    "drop_after_bytes",
+    "delay_ms",
+)
+# The distribution API's paths; a repository name may hold `/` (distribution-spec "Endpoints").
 ROUTE = re.compile(
     r"^/v2/(?P<name>.+?)/(?:"
     r"(?P<uploads>blobs/uploads/?)(?P<upload>[^/]*)"
@@ -169,6 +177,78 @@ class Scope:
             self.faults[name] = value
         if "unavailable_every" in changes:
             self.seen = 0
+
+
+class RepositoryLock:
+    """Requests that read one repository's link files share it; one that writes them has it
+    alone, and a waiting writer holds new readers back.
+
+    docker-registry's filesystem storage rewrites a link file in place (truncate, then write) on
+    every manifest PUT, blob commit and mount, even with the same content, so a read beside it
+    can find the file empty and answer 500 `invalid checksum digest format` (seen with 8 runs
+    pushing one repository at once). ECR has no such window, so the layer closes it."""
+
+    def __init__(self):
+        self.readers = 0
+        self.writing = False
+        self.writers_waiting = 0
+        self.changed = asyncio.Condition()
+
+    async def acquire(self, write):
+        async with self.changed:
+            if write:
+                self.writers_waiting += 1
+                try:
+                    await self.changed.wait_for(lambda: not self.writing and not self.readers)
+                finally:
+                    self.writers_waiting -= 1
+                self.writing = True
+            else:
+                await self.changed.wait_for(lambda: not self.writing and not self.writers_waiting)
+                self.readers += 1
+
+    async def release(self, write):
+        async with self.changed:
+            if write:
+                self.writing = False
+            else:
+                self.readers -= 1
+            self.changed.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def writing_alone(self):
+        await self.acquire(True)
+        try:
+            yield
+        finally:
+            await self.release(True)
+
+
+class Hold:
+    """One request's hold on a RepositoryLock: taken at most once and let go once, possibly from
+    another task (the one that sends a streamed body)."""
+
+    def __init__(self, lock, write):
+        self.lock = lock
+        self.write = write
+        self.held = False
+        self.done = False
+
+    async def take(self):
+        if self.lock is None or self.held or self.done:
+            return
+        await self.lock.acquire(self.write)
+        if self.done:
+            # The request ended while we waited for the lock.
+            await self.lock.release(self.write)
+            return
+        self.held = True
+
+    async def let_go(self):
+        self.done = True
+        if self.held:
+            self.held = False
+            await self.lock.release(self.write)
 
 
 def route_of(method, path, query):
@@ -251,9 +331,10 @@ class Layer:
         self.scopes = {}
         # Authorization header value -> until when docker-registry accepted it.
         self.authorized_until = {}
-        # Manifest PUTs and DELETEs of one repository run one at a time, as ECR's are atomic:
-        # two concurrent PUTs of one immutable tag must not both pass the check.
-        self.manifest_locks = collections.defaultdict(asyncio.Lock)
+        # Per repository: readers and writers of docker-registry's link files (RepositoryLock).
+        # Manifest PUTs and DELETEs hold it alone from check to record, as ECR's are atomic: two
+        # concurrent PUTs of one immutable tag must not both pass the check.
+        self.locks = collections.defaultdict(RepositoryLock)
         self.session = None
         self.moto_session = None
 
@@ -406,34 +487,56 @@ class Layer:
                 return False
             raise RuntimeError(f"HEAD {name}/manifests/{reference} on docker-registry: {answer.status}")
 
-    async def body_stream(self, request, scopes, drop_after):
-        """The client's blob body, chunk by chunk, counted; stops with DroppedUpload after
-        `drop_after` bytes when the drop fault fired."""
+    async def body_stream(self, request, scopes, drop_after, dropped, hold_before_last):
+        """The client's blob body, chunk by chunk as it arrives (backpressure both ways),
+        counted. When the drop fault fired, it stops after `drop_after` bytes and sets
+        `dropped`, which fails the upstream request. One chunk is held back, so that a commit
+        takes `hold_before_last` before docker-registry can have the last byte (and commit)."""
         received = 0
+        held_back = b""
         async for chunk in request.content.iter_any():
             if drop_after is not None and received + len(chunk) >= drop_after:
                 part = chunk[: drop_after - received]
                 for scope in scopes:
                     scope.counters.blob_bytes_received += len(part)
+                if held_back:
+                    yield held_back
                 if part:
                     yield part
+                dropped.set()
                 raise DroppedUpload()
             received += len(chunk)
             for scope in scopes:
                 scope.counters.blob_bytes_received += len(chunk)
-            yield chunk
+            if held_back:
+                yield held_back
+            held_back = chunk
         if drop_after is not None:
             # The whole (small) body came before the drop point: drop anyway, unanswered.
+            if held_back:
+                yield held_back
+            dropped.set()
             raise DroppedUpload()
+        if hold_before_last is not None:
+            await hold_before_last.take()
+        if held_back:
+            yield held_back
 
-    async def forward(self, request, kind, scopes, body=None, drop_after=None):
+    async def forward(self, request, kind, scopes, body=None, drop_after=None, before_answer=None, lock=None):
         """Sends the request to docker-registry and streams its answer back; returns the
-        response (already sent)."""
+        response (already sent). `before_answer(status)` runs between docker-registry's answer
+        and ours, so that moto holds a push by the time its client learns it succeeded.
+        `lock` is `(RepositoryLock, write)`, held until docker-registry's answer arrives."""
         headers = self.upstream_headers(request)
+        dropped = asyncio.Event()
+        hold = Hold(*lock) if lock else Hold(None, False)
+        streamed = body is None and request.body_exists
+        if not streamed:
+            await hold.take()
         if body is not None:
             data = body
-        elif request.body_exists:
-            data = self.body_stream(request, scopes, drop_after)
+        elif streamed:
+            data = self.body_stream(request, scopes, drop_after, dropped, hold if hold.write else None)
             if request.content_length is not None:
                 # A known length goes on as Content-Length (docker-registry and ECR treat a
                 # sized PUT differently from a chunked one); otherwise aiohttp sends it chunked.
@@ -445,6 +548,9 @@ class Layer:
             async with self.session.request(
                 request.method, url, headers=headers, data=data, allow_redirects=False
             ) as answer:
+                if before_answer is not None:
+                    await before_answer(answer.status)
+                await hold.let_go()
                 response = web.StreamResponse(status=answer.status, reason=answer.reason)
                 for key, value in answer.headers.items():
                     if key.lower() not in HOP_BY_HOP:
@@ -462,13 +568,13 @@ class Layer:
                         await response.write(chunk)
                 await response.write_eof()
                 return response
-        except (aiohttp.ClientError, DroppedUpload) as error:
-            cause = error
-            while cause is not None and not isinstance(cause, DroppedUpload):
-                cause = cause.__cause__ or cause.__context__
-            if isinstance(cause, DroppedUpload) or isinstance(error, DroppedUpload):
+        except Exception:
+            # aiohttp reports the body's end as a failed send; the handler drops the client.
+            if dropped.is_set():
                 raise DroppedUpload() from None
             raise
+        finally:
+            await hold.let_go()
 
     # -- requests -----------------------------------------------------------------------------
 
@@ -533,7 +639,7 @@ class Layer:
                 404,
                 "NAME_UNKNOWN",
                 f"The repository with name '{name}' does not exist in the registry with id "
-                f"'{self.registry_id()}'",
+                f"'{REGISTRY_ID}'",
             )
 
         drop_after = None
@@ -549,10 +655,13 @@ class Layer:
             return await self.put_manifest(request, name, reference, repository, scopes)
         if kind == "manifest_delete":
             return await self.delete_manifest(request, name, reference, scopes)
-        return await self.forward(request, kind, scopes, drop_after=drop_after)
-
-    def registry_id(self):
-        return "123456789012"
+        lock = None
+        if kind in ("manifest_get", "manifest_head", "blob_get", "blob_head"):
+            lock = (self.locks[name], False)
+        elif kind in ("mount", "upload_put", "blob_delete") or (kind == "upload_start" and "digest" in request.query):
+            # What writes a link: a mount, a commit (the PUT, or a POST with the whole blob).
+            lock = (self.locks[name], True)
+        return await self.forward(request, kind, scopes, drop_after=drop_after, lock=lock)
 
     async def put_manifest(self, request, name, reference, repository, scopes):
         def rule(key):
@@ -574,7 +683,7 @@ class Layer:
         except ValueError:
             document = None
         is_tag = not DIGEST.match(reference)
-        async with self.manifest_locks[name]:
+        async with self.locks[name].writing_alone():
             if is_tag and tag_is_immutable(repository, reference) and await self.exists_upstream(request, name, reference):
                 rule("tag_invalid")
                 return error_response(
@@ -596,22 +705,24 @@ class Layer:
                             f"Manifest references {child_digest or 'a child'} which is not in the repository",
                             detail={"digest": child_digest},
                         )
-            response = await self.forward(request, "manifest_put", scopes, body=manifest)
-            if response.status == 201:
-                await self.record_manifest(scopes, name, repository, reference, manifest, media_type, digest)
-            return response
+
+            async def record(status):
+                if status == 201:
+                    await self.record_manifest(scopes, name, repository, reference, manifest, media_type, digest)
+
+            return await self.forward(request, "manifest_put", scopes, body=manifest, before_answer=record)
 
     async def delete_manifest(self, request, name, reference, scopes):
-        async with self.manifest_locks[name]:
-            response = await self.forward(request, "manifest_delete", scopes)
-            if 200 <= response.status < 300:
+        async def mirror(status):
+            if 200 <= status < 300:
                 key = "imageDigest" if DIGEST.match(reference) else "imageTag"
-                error, body = await self.moto(
-                    "BatchDeleteImage", {"repositoryName": name, "imageIds": [{key: reference}]}
-                )
+                error, _ = await self.moto("BatchDeleteImage", {"repositoryName": name, "imageIds": [{key: reference}]})
                 for scope in scopes:
                     scope.counters.moto["errors" if error else "batch_delete_image"] += 1
-            return response
+
+        return await self.forward(
+            request, "manifest_delete", scopes, before_answer=mirror, lock=(self.locks[name], True)
+        )
 
     # -- control API --------------------------------------------------------------------------
 
