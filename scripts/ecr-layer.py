@@ -9,7 +9,7 @@ was pushed.
 
 Rules (what real ECR does that docker-registry does not):
   * a request for a repository that moto does not have: 404 `NAME_UNKNOWN` (real ECR drops the
-    connection on a push there; a 404 is what a test can assert, see the note in the report);
+    connection on a push there; issue 8 asks for the 404, which clients report as `name unknown`);
   * a manifest PUT by tag whose tag is immutable in that repository (moto's
     `imageTagMutability`: IMMUTABLE, MUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION with
     `imageTagMutabilityExclusionFilters`, ECR wildcards where `*` matches any run of characters)
@@ -32,7 +32,8 @@ Faults, switched on and off at run time, for one repository or for all:
     `drop_after_bytes: B`         how much is read first (default: half the Content-Length, or
                                   1 MiB when the body is chunked);
   * `delay_ms: D`                 every response waits D ms.
-Faults act after authentication, in this order: delay, 503, 429, then the rules. A fault of the
+Faults act after authentication, in this order: delay, 503, 429, then the rules, then the drop
+(on the body of a request the rules let through). A fault of the
 repository scope applies to requests for that repository only; a global fault applies to all.
 Tests run in parallel on one layer, so they use the repository scope.
 
@@ -52,11 +53,13 @@ manifest_head, manifest_get, manifest_put, manifest_delete, tag_list, referrers,
 `responses` by kind then status, `blob_bytes_received` (blob bodies read from clients),
 `blob_bytes_sent` (blob bodies sent to clients), `faults` (throttled, unavailable, dropped,
 delayed), `rules` (unauthorized, name_unknown, tag_invalid, manifest_blob_unknown) and `moto`
-(put_image, batch_delete_image, errors). `status` adds `rss_bytes` and `peak_rss_bytes`
+(put_image, batch_delete_image, errors, unrecordable: an untagged manifest in a repository with
+exclusion filters, which moto cannot hold). `status` adds `rss_bytes` and `peak_rss_bytes`
 (VmRSS/VmHWM of this process).
 
 Memory: blob bodies are streamed in both directions with backpressure and never held whole;
-manifests (ECR limit 4 MiB) are buffered to check and record them.
+manifests (ECR limit 4 MiB) are buffered to check and record them. A per-repository
+readers/writer lock closes a race of docker-registry's own (see RepositoryLock).
 
     ecr-layer.py --listen 127.0.0.1:5000 --upstream http://127.0.0.1:5002 \
                  --moto http://127.0.0.1:5001 --region us-east-1
