@@ -371,6 +371,22 @@ async fn exclusion_filters_decide_which_tags_are_immutable() {
     assert_eq!(tags["dev-7"], second.digest);
     assert_eq!(tags["v1"], first.digest);
     assert_eq!(tags["latest-amd64"], first.digest);
+    // A manifest by digest goes into the registry, but moto cannot hold an untagged image in a
+    // repository with exclusion filters (it matches the filters against the missing tag).
+    let untagged = api.small_image(&immutable, "untagged").await;
+    assert_eq!(
+        api.put_manifest(
+            &immutable,
+            &untagged.digest,
+            DOCKER_MANIFEST,
+            &untagged.manifest
+        )
+        .await,
+        (201, None)
+    );
+    let counters = layer_counters(&immutable).await;
+    assert_eq!(counters.moto("unrecordable"), 1, "{counters:?}");
+    assert_eq!(counters.moto("errors"), 0, "{counters:?}");
 
     // MUTABLE_WITH_EXCLUSION: only `v*` immutable.
     let mutable = unique_repository("mutable-except");
