@@ -1,6 +1,7 @@
 //! Integration tests against the real testbed (`scripts/testbed up`): dockerd with BuildKit and
-//! QEMU, docker-registry on 127.0.0.1:5000 and moto on 127.0.0.1:5001. One binary, so that it
-//! links once. A missing testbed fails loudly; nothing is skipped.
+//! QEMU, docker-registry behind the ECR layer on 127.0.0.1:5000 (`scripts/ecr-layer.py`) and moto
+//! on 127.0.0.1:5001. One binary, so that it links once. A missing testbed fails loudly; nothing
+//! is skipped.
 //!
 //! The suite runs on one of the testbed's Docker Engines, named by `TESTBED_ENGINE` (`system`,
 //! `28.5-classic`, `28.5-containerd`; `scripts/test` runs it once on each): every command a test
@@ -10,6 +11,7 @@
 
 mod action;
 mod build;
+mod ecr_layer;
 mod engines;
 mod inputs;
 mod push;
@@ -28,6 +30,8 @@ pub struct Testbed {
     pub moto_url: String,
     pub user: String,
     pub password: String,
+    /// The ECR layer's control API, e.g. `http://127.0.0.1:5000/_ecr-layer`.
+    pub layer_control: String,
     /// A docker CLI config folder logged in to the registry (for pulls in assertions).
     pub docker_config: PathBuf,
     /// The Docker Engine the suite runs on.
@@ -138,6 +142,7 @@ pub fn testbed() -> &'static Testbed {
         Testbed {
             registry,
             moto_url: required("TESTBED_MOTO_URL"),
+            layer_control: required("TESTBED_ECR_LAYER_CONTROL"),
             user,
             password,
             docker_config,
@@ -564,4 +569,114 @@ pub fn run_image(reference: &str, platform: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&rm.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Creates a repository in moto with default settings, as a user would before pushing to it
+/// with another client (the ECR layer answers `NAME_UNKNOWN` for a repository moto lacks).
+pub async fn create_moto_repository(name: &str) {
+    ecr_client()
+        .await
+        .create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("moto CreateRepository `{name}`: {e:?}"));
+}
+
+/// What the ECR layer counted for one repository (`GET /_ecr-layer/counters`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LayerCounters {
+    /// Requests by kind: `blob_head`, `upload_start`, `mount`, `upload_patch`, `manifest_put`...
+    pub requests: BTreeMap<String, u64>,
+    /// Responses by kind, then status (`"201"`, `"429"`, `"dropped"`).
+    pub responses: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Bytes of blob bodies read from clients.
+    pub blob_bytes_received: u64,
+    /// Bytes of blob bodies sent to clients.
+    pub blob_bytes_sent: u64,
+    /// Faults injected: `throttled`, `unavailable`, `dropped`, `delayed`.
+    pub faults: BTreeMap<String, u64>,
+    /// ECR rules that answered: `unauthorized`, `name_unknown`, `tag_invalid`,
+    /// `manifest_blob_unknown`.
+    pub rules: BTreeMap<String, u64>,
+    /// Calls the layer made to moto: `put_image`, `batch_delete_image`, `errors`.
+    pub moto: BTreeMap<String, u64>,
+}
+
+impl LayerCounters {
+    pub fn requests(&self, kind: &str) -> u64 {
+        self.requests.get(kind).copied().unwrap_or(0)
+    }
+
+    pub fn responses(&self, kind: &str, status: &str) -> u64 {
+        self.responses
+            .get(kind)
+            .and_then(|by_status| by_status.get(status))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn fault(&self, name: &str) -> u64 {
+        self.faults.get(name).copied().unwrap_or(0)
+    }
+
+    pub fn rule(&self, name: &str) -> u64 {
+        self.rules.get(name).copied().unwrap_or(0)
+    }
+
+    pub fn moto(&self, name: &str) -> u64 {
+        self.moto.get(name).copied().unwrap_or(0)
+    }
+}
+
+/// A plain HTTP client for the testbed (reqwest needs the crypto provider even without TLS).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+fn layer_url(path: &str, repository: &str) -> String {
+    format!("{}/{path}?repository={repository}", testbed().layer_control)
+}
+
+/// Switches faults on (or off with 0) for one repository only, so that tests running beside it
+/// are not hit: `{"throttle_manifest_puts": 2}`, `{"unavailable_every": 3}`,
+/// `{"drop_blob_uploads": 1, "drop_after_bytes": 4096}`, `{"delay_ms": 300}`.
+pub async fn layer_faults(repository: &str, faults: serde_json::Value) {
+    let answer = http_client()
+        .post(layer_url("faults", repository))
+        .json(&faults)
+        .send()
+        .await
+        .expect("the ECR layer's control API answers");
+    let status = answer.status();
+    let body = answer.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "setting faults {faults}: {status} {body}"
+    );
+}
+
+/// The ECR layer's counters for one repository.
+pub async fn layer_counters(repository: &str) -> LayerCounters {
+    http_client()
+        .get(layer_url("counters", repository))
+        .send()
+        .await
+        .expect("the ECR layer's control API answers")
+        .json()
+        .await
+        .expect("counters JSON")
+}
+
+/// The ECR layer's process status: `rss_bytes`, `peak_rss_bytes`, global counters.
+pub async fn layer_status() -> serde_json::Value {
+    http_client()
+        .get(format!("{}/status", testbed().layer_control))
+        .send()
+        .await
+        .expect("the ECR layer's control API answers")
+        .json()
+        .await
+        .expect("status JSON")
 }

@@ -1,10 +1,11 @@
 //! Tags for real workflows: release tags with `semver` and `latest=auto` decided against the
-//! ECR repository (moto), and the GitHub API (a local wiremock server as `GITHUB_API_URL`).
+//! ECR repository (moto, which the testbed's ECR layer keeps in step with every push), and the
+//! GitHub API (a local wiremock server as `GITHUB_API_URL`).
 
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{ecr_client, fixture, skopeo_digest, unique_repository, Run};
+use super::{fixture, skopeo_digest, unique_repository, Run};
 
 const DOCKERFILE: &str =
     "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nARG VERSION\nRUN echo \"$VERSION\" > /version\n";
@@ -24,30 +25,27 @@ fn release_run(repository: &str, context: &std::path::Path, version: &str) -> Ru
     run
 }
 
+/// Through the testbed registry and its ECR layer, a pushed release is what `ListImages` lists,
+/// as on ECR: nothing is seeded in moto by hand.
 #[tokio::test]
 async fn latest_auto_never_moves_latest_back() {
     let repository = unique_repository("latest-auto");
-    let ecr = ecr_client().await;
-    ecr.create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
-    // The repository already holds release 1.5.0.
-    ecr.put_image()
-        .repository_name(&repository)
-        .image_tag("1.5.0")
-        .image_manifest(r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#)
-        .send()
-        .await
-        .unwrap();
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let registry = &super::testbed().registry;
 
-    // A patch of the old 1.4 line: semver tags, but `latest` stays.
+    // Release 1.5.0 on a new repository: `latest` goes to it.
+    let current = release_run(&repository, context.path(), "1.5.0").run();
+    current.assert_success();
+    let current_digest = current.outputs["digest"].clone();
+    assert_eq!(
+        skopeo_digest(&repository, "latest"),
+        Some(current_digest.clone())
+    );
+
+    // A patch of the old 1.4 line: semver tags, but `latest` stays on 1.5.0.
     let patch = release_run(&repository, context.path(), "1.4.3").run();
     patch.assert_success();
     let pushed: Vec<&str> = patch.outputs["tags"].split(',').collect();
-    let registry = &super::testbed().registry;
     assert_eq!(
         pushed,
         ["1.4.3", "1.4", "1"]
@@ -61,7 +59,11 @@ async fn latest_auto_never_moves_latest_back() {
         "{}",
         patch.stdout
     );
-    assert_eq!(skopeo_digest(&repository, "latest"), None);
+    assert_ne!(patch.outputs["digest"], current_digest);
+    assert_eq!(
+        skopeo_digest(&repository, "latest"),
+        Some(current_digest.clone())
+    );
 
     // A new highest release: `latest` moves to it.
     let release = release_run(&repository, context.path(), "1.6.0")
@@ -69,7 +71,7 @@ async fn latest_auto_never_moves_latest_back() {
         .run();
     release.assert_success();
     let digest = release.outputs["digest"].clone();
-    assert_ne!(digest, patch.outputs["digest"]);
+    assert_ne!(digest, current_digest);
     assert_eq!(skopeo_digest(&repository, "latest"), Some(digest.clone()));
     assert_eq!(skopeo_digest(&repository, "1.6"), Some(digest.clone()));
     let metadata: serde_json::Value = serde_json::from_str(&release.outputs["metadata"]).unwrap();
@@ -81,7 +83,6 @@ async fn latest_auto_never_moves_latest_back() {
     assert_eq!(sources[format!("{registry}/{repository}:1.6.0")], "semver");
     // Per-platform tags follow the first tag.
     assert!(skopeo_digest(&repository, "1.6.0-amd64").is_some());
-    // The OCI labels come from the GitHub context.
     eprintln!("release v1.6.0 pushed: {}", release.outputs["tags"]);
 }
 
