@@ -435,6 +435,36 @@ impl Engine {
         settings: &BuildSettings,
         console: &Console,
     ) -> Result<BuiltImage, Error> {
+        let built = self
+            .build_once(platform, context, dockerfile, settings, console)
+            .await;
+        match built {
+            // On the containerd image store, two builds that end in the same image at the same
+            // moment (a matrix on one runner) both store it as `moby-dangling@<digest>`, and
+            // the second fails with "already exists" (the exporter of moby/moby#49702). The
+            // image is there by then: building again takes every step from the cache.
+            Err(Error::BuildFailed { message, .. })
+                if message.contains("moby-dangling@") && message.contains("already exists") =>
+            {
+                console.group_line(
+                    &platform.to_string(),
+                    "another build stored the same image at the same moment: building again",
+                );
+                self.build_once(platform, context, dockerfile, settings, console)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    async fn build_once(
+        &self,
+        platform: &Platform,
+        context: &BuildContext,
+        dockerfile: &Path,
+        settings: &BuildSettings,
+        console: &Console,
+    ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let session = uuid::Uuid::new_v4().to_string();
         let build_args = platform_build_args(platform, &self.build_platform, &settings.build_args);

@@ -302,10 +302,16 @@ fn read_entries(
             .iter()
             .find(|b| !b.is_ascii_whitespace())
             .is_some_and(|b| *b == b'{' || *b == b'[');
+        // Layers are `blobs/sha256/<hex>` (OCI layout) or `<v1 id>/layer.tar` (legacy); the
+        // rest (`VERSION`, `repositories`, `oci-layout`) matters only when it is JSON.
+        let may_be_layer = name.starts_with("blobs/") || name.ends_with("/layer.tar");
         let read = if size <= MAX_DOCUMENT && looks_like_json {
             let mut bytes = head;
             entry.read_to_end(&mut bytes)?;
             Entry::Document(Bytes::from(bytes))
+        } else if !may_be_layer {
+            io::copy(&mut entry, &mut io::sink())?;
+            continue;
         } else if all_known && compressed_media_type(&head).is_none() {
             let mut hashing = Hashing::new(io::sink());
             hashing.write_all(&head)?;
@@ -623,10 +629,14 @@ mod tests {
         let mut entries = vec![(config_name.clone(), config)];
         let mut names = Vec::new();
         for (i, bytes) in layers.iter().enumerate() {
+            // What else the legacy layout holds per layer: neither is a layer.
+            entries.push((format!("{i:064}/VERSION"), b"1.0".to_vec()));
+            entries.push((format!("{i:064}/json"), br#"{"id":"v1"}"#.to_vec()));
             let name = format!("{i:064}/layer.tar");
             entries.push((name.clone(), bytes.clone()));
             names.push(name);
         }
+        entries.push(("repositories".to_owned(), b"{}".to_vec()));
         entries.push((
             "manifest.json".to_owned(),
             save_manifest(&config_name, &names),

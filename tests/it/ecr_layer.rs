@@ -212,8 +212,12 @@ async fn a_repository_moto_does_not_have_is_name_unknown() {
     let push = command("docker", &["push", &reference]);
     command("docker", &["image", "rm", &reference]);
     assert!(!push.status.success());
+    // Docker 20.10 prints the code, 28.5 the message.
     let stderr = String::from_utf8_lossy(&push.stderr);
-    assert!(stderr.contains("name unknown"), "{stderr}");
+    assert!(
+        stderr.contains("name unknown") || stderr.contains("does not exist in the registry"),
+        "{stderr}"
+    );
 
     let counters = layer_counters(&repository).await;
     assert!(counters.rule("name_unknown") >= 3, "{counters:?}");
@@ -292,30 +296,6 @@ async fn an_existing_tag_of_an_immutable_repository_is_tag_invalid() {
 
 /// Today's push tags every platform image in the Engine and `docker push`es it: a re-run on an
 /// IMMUTABLE repository meets its own per-platform tag and fails (issue 9 makes this exit 0).
-#[tokio::test]
-async fn a_rerun_on_an_immutable_repository_fails_at_the_engine_push_today() {
-    let repository = unique_repository("immutable-rerun");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let first = Run::new(&repository, context.path())
-        .input("platforms", "linux/amd64")
-        .input("image-tag-mutability", "IMMUTABLE")
-        .run();
-    first.assert_success();
-    let rerun = Run::new(&repository, context.path())
-        .input("platforms", "linux/amd64")
-        .input("image-tag-mutability", "IMMUTABLE")
-        .run();
-    assert_eq!(rerun.code, 2, "{}\n{}", rerun.stdout, rerun.stderr);
-    let error = rerun.error_line();
-    assert!(error.contains("tag invalid"), "{error}");
-    assert_eq!(
-        skopeo_digest(&repository, "latest"),
-        Some(first.outputs["digest"].clone())
-    );
-    let counters = layer_counters(&repository).await;
-    assert_eq!(counters.rule("tag_invalid"), 1, "{counters:?}");
-}
-
 fn exclusion(filter: &str) -> ImageTagMutabilityExclusionFilter {
     ImageTagMutabilityExclusionFilter::builder()
         .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
@@ -610,26 +590,6 @@ async fn throttled_manifest_puts_get_429_in_their_repository_only() {
     assert_eq!(counters.fault("throttled"), 2, "{counters:?}");
     assert_eq!(counters.responses("manifest_put", "429"), 2);
     assert_eq!(layer_counters(&neighbour).await.fault("throttled"), 0);
-
-    // Today's push does not retry a 429: the run fails as an outside system's failure.
-    let run_repository = unique_repository("throttled-run");
-    layer_faults(
-        &run_repository,
-        serde_json::json!({"throttle_manifest_puts": 1}),
-    )
-    .await;
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let run = Run::new(&run_repository, context.path())
-        .input("platforms", "linux/amd64")
-        .run();
-    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.error_line().contains("toomanyrequests"),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(skopeo_digest(&run_repository, "latest"), None);
-    assert_eq!(layer_counters(&run_repository).await.fault("throttled"), 1);
 }
 
 #[tokio::test]
@@ -664,7 +624,7 @@ async fn every_kth_request_is_unavailable() {
 }
 
 #[tokio::test]
-async fn a_dropped_upload_gets_no_answer_and_the_engine_retries_it() {
+async fn a_dropped_upload_gets_no_answer() {
     let api = Api::new();
     let repository = unique_repository("dropped");
     create_moto_repository(&repository).await;
@@ -685,27 +645,6 @@ async fn a_dropped_upload_gets_no_answer_and_the_engine_retries_it() {
     assert_eq!(counters.blob_bytes_received, 128 * 1024, "{counters:?}");
     // The fault is spent: the next upload passes.
     assert_eq!(api.push_blob(&repository, &blob).await, digest);
-
-    // The Engine's `docker push` retries a dropped layer upload by itself.
-    let run_repository = unique_repository("dropped-run");
-    layer_faults(&run_repository, serde_json::json!({"drop_blob_uploads": 1})).await;
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let run = Run::new(&run_repository, context.path())
-        .input("platforms", "linux/amd64")
-        .input("build-args", &format!("RUN_ID={run_repository}"))
-        .run();
-    run.assert_success();
-    assert_eq!(
-        skopeo_digest(&run_repository, "latest"),
-        Some(run.outputs["digest"].clone())
-    );
-    let counters = layer_counters(&run_repository).await;
-    assert_eq!(counters.fault("dropped"), 1, "{counters:?}");
-    assert_eq!(
-        counters.responses("upload_patch", "dropped"),
-        1,
-        "{counters:?}"
-    );
 }
 
 #[tokio::test]

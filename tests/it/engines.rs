@@ -154,6 +154,22 @@ impl ScratchEngine {
         )
     }
 
+    /// Runs the docker CLI against this engine; fails the test when the command fails.
+    pub fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .arg("-H")
+            .arg(&self.host)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// `kill -9` the daemon, as a crash or the OOM killer would.
     pub fn kill(&mut self) {
         self.daemon.kill().unwrap();
