@@ -453,6 +453,24 @@ impl Engine {
                 self.build_once(platform, context, dockerfile, settings, console)
                     .await
             }
+            // The build's answer broke off, yet the Engine still answers: the connection, not
+            // the daemon, failed (seen on a busy 28.5 containerd-store engine as "bytes
+            // remaining on stream"). Once more; the steps that finished come from the cache. A
+            // daemon that is really gone fails the ping and is reported at once.
+            Err(Error::Lost {
+                platform: Some(_),
+                source,
+                ..
+            }) if self.docker.ping().await.is_ok() => {
+                console.group_line(
+                    &platform.to_string(),
+                    &format!(
+                        "the connection to the Engine broke during the build ({source}); the Engine still answers: building again"
+                    ),
+                );
+                self.build_once(platform, context, dockerfile, settings, console)
+                    .await
+            }
             other => other,
         }
     }
