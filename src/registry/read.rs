@@ -221,10 +221,22 @@ impl Registry {
         let mut known = KnownLayers::default();
         let mut images = Vec::new();
         let digest = top.digest.clone();
+        // What is learnt here only saves uploads: a document we cannot read as an image (an
+        // artifact, another tool's format) is passed over, not a failure. The registry failing
+        // to answer is one.
+        let mut keep = |image: Result<ExistingImage, Error>| match image {
+            Ok(image) => {
+                images.push(image);
+                Ok(())
+            }
+            Err(Error::Malformed { .. }) => Ok(()),
+            Err(other) => Err(other),
+        };
         if media_type::is_index(&top.media_type) {
-            let index: IndexJson = serde_json::from_slice(&top.bytes)
-                .map_err(malformed(format!("the index under `{tag}`")))?;
-            for entry in index.manifests {
+            let entries = serde_json::from_slice::<IndexJson>(&top.bytes)
+                .map(|index| index.manifests)
+                .unwrap_or_default();
+            for entry in entries {
                 // Attestation manifests (`unknown/unknown`) hold no image.
                 if entry.platform.as_ref().is_some_and(|p| p.os == "unknown") {
                     continue;
@@ -235,10 +247,10 @@ impl Registry {
                 if media_type::is_index(&child.media_type) {
                     continue;
                 }
-                images.push(self.existing_image(child, log, &mut known).await?);
+                keep(self.existing_image(child, log, &mut known).await)?;
             }
         } else {
-            images.push(self.existing_image(top, log, &mut known).await?);
+            keep(self.existing_image(top, log, &mut known).await)?;
         }
         Ok(RepositoryImages {
             digest: Some(digest),
