@@ -340,11 +340,8 @@ fn read_entries(
             }
         } else {
             let path = dir.join(format!("{index}.tar.gz"));
-            let mut compressor =
-                LayerCompressor::new(BufWriter::with_capacity(CHUNK, File::create(&path)?));
-            compressor.write_all(&head)?;
-            copy(&mut entry, &mut compressor)?;
-            let (compressed, file) = compressor.finish()?;
+            let file = BufWriter::with_capacity(CHUNK, File::create(&path)?);
+            let (compressed, file) = compress_alongside(head, &mut entry, file)?;
             file.into_inner().map_err(io::IntoInnerError::into_error)?;
             Entry::Compressed {
                 diff_id: compressed.diff_id,
@@ -359,6 +356,46 @@ fn read_entries(
         entries.insert(name, read);
     }
     Ok(entries)
+}
+
+/// Compresses `head` and the rest of `reader` into `out` on a second thread while this one
+/// reads: reading the Engine's export and compressing overlap, so a layer costs about the
+/// longer of the two, not their sum. Chunks in flight are bounded (a few MiB).
+fn compress_alongside<W: Write + Send>(
+    head: Vec<u8>,
+    reader: &mut impl Read,
+    out: W,
+) -> io::Result<(compress::Compressed, W)> {
+    let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    std::thread::scope(|scope| {
+        let compressor = scope.spawn(move || {
+            let mut compressor = LayerCompressor::new(out);
+            for chunk in received {
+                compressor.write_all(&chunk)?;
+            }
+            compressor.finish()
+        });
+        let read = (|| {
+            let stopped = || io::Error::other("the layer compressor stopped");
+            chunks.send(head).map_err(|_| stopped())?;
+            loop {
+                let mut chunk = vec![0; CHUNK];
+                let n = reader.read(&mut chunk)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                chunk.truncate(n);
+                chunks.send(chunk).map_err(|_| stopped())?;
+            }
+        })();
+        drop(chunks);
+        let compressed = compressor
+            .join()
+            .map_err(|_| io::Error::other("the layer compressor panicked"))?;
+        // The compressor's own failure (a full disk) explains a stopped send best.
+        let compressed = compressed?;
+        read.map(|()| compressed)
+    })
 }
 
 fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
