@@ -1296,13 +1296,13 @@ impl TryFrom<Args> for Request {
                 }
             }
         }
-        let merge = merge(&args, &tag_host)?;
-        if platform_only && !merge.is_empty() {
+        if platform_only && given(args.merge.as_ref()).is_some() {
             return Err(InputError::new(
                 names::MERGE,
                 "`platform-only` builds platform images and `merge` joins them: a run does one of the two",
             ));
         }
+        let merge = merge(&args, &tag_host)?;
         let engines = engines(&args, &platforms)?;
         let results_folder = if platform_only {
             results_folder(&args)?

@@ -82,6 +82,14 @@ pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option
             }
             // A merge named an image the repository does not have, or an index of several.
             match error {
+                // Transparent: the chain goes past it to its cause.
+                registry::Error::PlatformMismatch(mismatch) => {
+                    return (
+                        EXIT_USER,
+                        format!("Wrong platform for {}", mismatch.wanted),
+                        None,
+                    );
+                }
                 registry::Error::NotInRepository { .. } => {
                     return (EXIT_USER, "Image not in the repository".to_owned(), None);
                 }

@@ -98,8 +98,8 @@ fn claims(request: &Request) -> anyhow::Result<Vec<Claim>> {
     Ok(claims)
 }
 
-/// Puts each image under the entry of `platforms` it is for: one image per platform, none
-/// for a platform the run does not list, none missing.
+/// Puts each image under the entry of `platforms` it is for: one image per platform (the same
+/// image named twice counts once), none for a platform the run does not list, none missing.
 fn match_platforms<'a>(
     platforms: &[Platform],
     claims: &'a [Claim],
@@ -131,6 +131,11 @@ fn match_platforms<'a>(
             )));
         };
         if let Some((earlier, earlier_image)) = &slots[slot] {
+            // The same image named twice (a folder and a file in it, two downloads of one
+            // artifact) is still one image.
+            if earlier_image.manifest.digest == image.manifest.digest {
+                continue;
+            }
             return Err(merge_error(format!(
                 "two images for `{}`: `{}` from `{}` and `{}` from `{}`: merge one image per platform (were the results of an earlier run, or of one job twice, downloaded too?)",
                 platforms[slot],
@@ -285,9 +290,12 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let images = try_join_all(claims.iter().map(|claim| {
         let registry = &registry;
         async move {
-            let image = read_image(registry, claim, log)
-                .await
-                .with_context(|| format!("reading `{}` of `{}`", claim.digest, claim.source))?;
+            let image = read_image(registry, claim, log).await.with_context(|| {
+                match claim.result {
+                    Some(_) => format!("reading `{}` of `{}`", claim.digest, claim.source),
+                    None => format!("reading `{}`", claim.source),
+                }
+            })?;
             if let Some(result) = &claim.result {
                 let manifest = &image.manifest;
                 let declared = (&result.image.media_type, result.image.size);
