@@ -1,7 +1,8 @@
 //! The Docker Engine: BuildKit builds per platform, and the built images' export. The only
 //! user of bollard; it never talks to a registry. The daemon is reached through `DOCKER_HOST`
 //! or the default socket; on a runner it is the host's, so the context is streamed from here
-//! (a host path means nothing to it).
+//! (a host path means nothing to it). The `engines` input sends some platforms to other
+//! daemons ([`Engines`]), over TLS as the docker CLI does.
 //!
 //! Who failed decides the exit code: a step of the Dockerfile that BuildKit reports failing is
 //! the user's ([`Error::BuildFailed`]); a daemon that cannot be reached, dies or drops the

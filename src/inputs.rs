@@ -3,8 +3,9 @@
 //! "not given", and all validation happens here, before anything is created, built or pushed.
 //!
 //! This is the only module that reads configuration from the environment. Its only other I/O
-//! is checking that the context folder and the Dockerfile exist, and reading the runner's
-//! event payload for the time the source was made.
+//! is checking that the context folder, the Dockerfile, `merge`'s folders and the TLS files
+//! exist (and that `.dockerignore` keeps a TLS key in the context out of it), and reading the
+//! runner's event payload for the time the source was made.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -903,8 +904,9 @@ fn dockerfile(value: Option<&String>, context: &Path) -> Result<PathBuf, InputEr
     Ok(path)
 }
 
-/// Inside a container action the runner shares only these folders with the steps around it
-/// (<https://docs.github.com/actions/sharing-automations/creating-actions/dockerfile-support-for-github-actions>):
+/// Inside a container action the runner shares only these folders (and its own
+/// `/github/workflow` and `/github/file_commands`) with the steps around it
+/// (<https://docs.github.com/actions/sharing-automations/creating-actions/creating-a-docker-container-action#accessing-files-created-by-a-container-action>):
 /// what the action writes anywhere else, `runner.temp` included, is gone when its container
 /// ends, and nothing else of the runner's file system is visible to it.
 const CONTAINER_MOUNTS: &[&str] = &["/github/workspace", "/github/home"];

@@ -184,8 +184,11 @@ async fn platform_only_runs_on_two_engines_then_a_merge_make_one_index() {
     assert_eq!(file["images"][0]["digest"], pushed[1].1.as_str());
 
     // The merge: no Engine (`DOCKER_HOST` answers nowhere), no Dockerfile.
-    let (merged, took) =
-        timed(merge(&repository, results.path().to_str().unwrap()).input("tags", "latest,v1"));
+    let (merged, took) = timed(
+        merge(&repository, results.path().to_str().unwrap())
+            .input("tags", "latest,v1")
+            .input("arch-tags", "true"),
+    );
     merged.assert_success();
     let digest = merged.outputs["digest"].clone();
     eprintln!(
@@ -198,9 +201,18 @@ async fn platform_only_runs_on_two_engines_then_a_merge_make_one_index() {
         let index = skopeo_raw(&repository, tag).unwrap();
         assert_eq!(children(&index), pushed, "{index}");
     }
+    // The per-platform tags of `arch-tags` are the merge's to put, on the children.
     let mut tags = registry_tags(&repository);
     tags.sort();
-    assert_eq!(tags, ["latest", "v1"]);
+    assert_eq!(tags, ["latest", "latest-amd64", "latest-arm64", "v1"]);
+    assert_eq!(
+        skopeo_digest(&repository, "latest-amd64"),
+        Some(pushed[0].1.clone())
+    );
+    assert_eq!(
+        skopeo_digest(&repository, "latest-arm64"),
+        Some(pushed[1].1.clone())
+    );
     assert_eq!(merged.outputs["platform-digests"], {
         let digests: serde_json::Map<String, serde_json::Value> = pushed
             .iter()
