@@ -228,6 +228,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .registry
         .clone()
         .unwrap_or_else(|| credentials.proxy_host.clone());
+    let mut warned: Vec<&str> = Vec::new();
     for claim in &claims {
         let Some(result) = &claim.result else {
             continue;
@@ -239,7 +240,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             )));
         }
         if let (Some(built), Some(now)) = (&result.revision, &request.git.git_ref.sha) {
-            if built != now {
+            if built != now && !warned.contains(&claim.source.as_str()) {
+                warned.push(&claim.source);
                 console.warning(&format!(
                     "`{}` was built from commit `{built}`, and this run is for `{now}`",
                     claim.source
