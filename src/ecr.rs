@@ -291,6 +291,20 @@ impl Ecr {
         }
     }
 
+    /// The repository as ECR describes it, without creating it (a merge run joins images that
+    /// are already in it); `None` when it does not exist.
+    pub async fn existing_repository(&self, name: &str) -> Result<Option<Repository>, Error> {
+        self.describe_repository(name)
+            .await?
+            .map(|existing| {
+                Ok(Repository {
+                    created: false,
+                    mutability: from_ecr(&existing)?,
+                })
+            })
+            .transpose()
+    }
+
     /// Makes sure the repository exists: describes it, and creates it (with the requested
     /// mutability and its exclusion filters, scan-on-push and a `created-by` tag) when missing
     /// and allowed. A create that races another job's create counts as success. Either way

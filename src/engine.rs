@@ -1,7 +1,8 @@
 //! The Docker Engine: BuildKit builds per platform, and the built images' export. The only
 //! user of bollard; it never talks to a registry. The daemon is reached through `DOCKER_HOST`
 //! or the default socket; on a runner it is the host's, so the context is streamed from here
-//! (a host path means nothing to it).
+//! (a host path means nothing to it). The `engines` input sends some platforms to other
+//! daemons ([`Engines`]), over TLS as the docker CLI does.
 //!
 //! Who failed decides the exit code: a step of the Dockerfile that BuildKit reports failing is
 //! the user's ([`Error::BuildFailed`]); a daemon that cannot be reached, dies or drops the
@@ -22,7 +23,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::context::BuildContext;
 use crate::github::Console;
-use crate::inputs::Request;
+use crate::inputs::{DockerTls, Request};
 use crate::platform::Platform;
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
@@ -35,10 +36,14 @@ const FAILED_STEP_LINES: usize = 20;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The daemon did not answer.
-    #[error("cannot reach the Docker Engine at `{address}` (is dockerd running, or the socket mounted? `DOCKER_HOST` names another daemon)")]
+    #[error("cannot reach the Docker Engine at `{address}`{} ({})", platforms_note(platforms), connect_hint(*named_by))]
     Connect {
-        /// `DOCKER_HOST`, or the default socket.
+        /// `DOCKER_HOST`, the default socket, or an address of `engines`.
         address: String,
+        /// The platforms it was to build.
+        platforms: Vec<Platform>,
+        /// Which setting named it.
+        named_by: NamedBy,
         /// The cause.
         source: bollard::errors::Error,
     },
@@ -99,6 +104,41 @@ pub enum Error {
     #[error("{0}")]
     UnexpectedAnswer(String),
 }
+
+/// Which setting names a Docker Engine: what a user changes when it does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBy {
+    /// `DOCKER_HOST`, or the default socket when it is not set.
+    DockerHost,
+    /// The `engines` input.
+    EnginesInput,
+}
+
+fn platforms_note(platforms: &[Platform]) -> String {
+    if platforms.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = platforms.iter().map(|p| format!("`{p}`")).collect();
+    format!(" to build {}", names.join(", "))
+}
+
+fn connect_hint(named_by: NamedBy) -> &'static str {
+    match named_by {
+        NamedBy::DockerHost => {
+            "is dockerd running, or the socket mounted? `DOCKER_HOST` names another daemon"
+        }
+        NamedBy::EnginesInput => {
+            "is dockerd running there and listening on that address, and reachable from this \
+             runner? the `engines` input names it"
+        }
+    }
+}
+
+/// How long an Engine may take to answer the first calls before it counts as not answering.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// bollard's own request timeout (its `connect_with_host` default), in seconds.
+const REQUEST_TIMEOUT_SECS: u64 = 120;
 
 /// An image built for one platform, in the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,22 +286,52 @@ struct Step {
 }
 
 impl Engine {
-    /// Connects to `docker_host` (`DOCKER_HOST`; `None`: the default socket), negotiates the API
-    /// version (dockerd 20.10 speaks 1.41) and checks that the daemon can run this action's
-    /// builds, so that an engine it cannot use ends the run before anything is created.
-    pub async fn connect(docker_host: Option<&str>) -> Result<Engine, Error> {
-        let address = docker_host.unwrap_or(DEFAULT_DOCKER_HOST).to_owned();
+    /// Connects to the Engine at `address` that is to build `platforms` (`unix://` or
+    /// `tcp://`, over TLS when `tls` is given, as the docker CLI does with
+    /// `DOCKER_TLS_VERIFY`), negotiates the API version (dockerd 20.10 speaks 1.41) and checks
+    /// that the daemon can run this action's builds, so that an engine it cannot use ends the
+    /// run before anything is created. An Engine that does not answer within 30 s is not
+    /// reachable.
+    pub async fn connect(
+        address: &str,
+        tls: Option<&DockerTls>,
+        platforms: &[Platform],
+        named_by: NamedBy,
+    ) -> Result<Engine, Error> {
+        let address = address.to_owned();
         let connect = |source| Error::Connect {
             address: address.clone(),
+            platforms: platforms.to_vec(),
+            named_by,
             source,
         };
-        let docker = Docker::connect_with_host(&address)
-            .map_err(connect)?
-            .negotiate_version()
+        let docker = match (tls, address.strip_prefix("tcp://")) {
+            (Some(tls), Some(_)) => Docker::connect_with_ssl(
+                &address,
+                &tls.cert_path.join("key.pem"),
+                &tls.cert_path.join("cert.pem"),
+                &tls.cert_path.join("ca.pem"),
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            (None, Some(_)) => Docker::connect_with_http(
+                &address,
+                REQUEST_TIMEOUT_SECS,
+                bollard::API_DEFAULT_VERSION,
+            ),
+            _ => Docker::connect_with_host(&address),
+        }
+        .map_err(connect)?;
+        let handshake = async {
+            let docker = docker.negotiate_version().await?;
+            let version = docker.version().await?;
+            let info = docker.info().await?;
+            Ok((docker, version, info))
+        };
+        let (docker, version, info) = tokio::time::timeout(CONNECT_TIMEOUT, handshake)
             .await
+            .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
             .map_err(connect)?;
-        let version = docker.version().await.map_err(connect)?;
-        let info = docker.info().await.map_err(connect)?;
         let store = ImageStore::from_driver_status(&info.driver_status.unwrap_or_default());
         let server_version = version.version.unwrap_or_default();
         if let Some((problem, fix)) = unsupported(&server_version, store) {
@@ -285,6 +355,12 @@ impl Engine {
             store,
             build_platform,
         })
+    }
+
+    /// The address it was reached at.
+    #[must_use]
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     /// One line for the log: which daemon builds, e.g.
@@ -649,6 +725,98 @@ impl Engine {
     }
 }
 
+/// The Docker Engines of a run, each with the platforms it builds: those the `engines` input
+/// maps (issue 10: each platform where it is native), and the Engine at `DOCKER_HOST` for the
+/// rest. An Engine named for several platforms is reached once.
+#[derive(Debug, Clone)]
+pub struct Engines {
+    engines: Vec<Engine>,
+    /// Each platform of the run and the index of its Engine in `engines`.
+    assigned: Vec<(Platform, usize)>,
+}
+
+/// Which address builds which platforms, in the run's platform order, and what named it.
+fn assign(request: &Request) -> Vec<(String, Vec<Platform>, NamedBy)> {
+    let default = request
+        .docker_host
+        .clone()
+        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
+    let mut groups: Vec<(String, Vec<Platform>, NamedBy)> = Vec::new();
+    for platform in &request.platforms {
+        let (address, named_by) = request
+            .engines
+            .iter()
+            .find(|e| &e.platform == platform)
+            .map_or((default.as_str(), NamedBy::DockerHost), |e| {
+                (e.address.as_str(), NamedBy::EnginesInput)
+            });
+        match groups.iter_mut().find(|(a, _, _)| a == address) {
+            Some((_, platforms, _)) => platforms.push(platform.clone()),
+            None => groups.push((address.to_owned(), vec![platform.clone()], named_by)),
+        }
+    }
+    groups
+}
+
+impl Engines {
+    /// Connects to every Engine the request's platforms need, all at once; the first that
+    /// cannot be used ends the run, before anything is created. The Engine at `DOCKER_HOST` is
+    /// not contacted when `engines` maps every platform elsewhere.
+    pub async fn connect(request: &Request) -> Result<Engines, Error> {
+        let groups = assign(request);
+        let engines = futures_util::future::try_join_all(groups.iter().map(
+            |(address, platforms, named_by)| {
+                Engine::connect(address, request.docker_tls.as_ref(), platforms, *named_by)
+            },
+        ))
+        .await?;
+        let assigned = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(index, (_, platforms, _))| {
+                platforms.iter().map(move |p| (p.clone(), index))
+            })
+            .collect();
+        Ok(Engines { engines, assigned })
+    }
+
+    /// The Engine that builds `platform`, one of the run's platforms (another, which the
+    /// inputs rule out, would get the first Engine).
+    #[must_use]
+    pub fn for_platform(&self, platform: &Platform) -> &Engine {
+        let index = self
+            .assigned
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map_or(0, |(_, index)| *index);
+        &self.engines[index]
+    }
+
+    /// Each Engine with the platforms it builds, in the run's order.
+    pub fn each(&self) -> impl Iterator<Item = (&Engine, Vec<Platform>)> {
+        self.engines.iter().enumerate().map(|(index, engine)| {
+            let platforms = self
+                .assigned
+                .iter()
+                .filter(|(_, i)| *i == index)
+                .map(|(p, _)| p.clone())
+                .collect();
+            (engine, platforms)
+        })
+    }
+
+    /// One line per Engine for the log: which daemon builds which platforms.
+    #[must_use]
+    pub fn describe(&self) -> Vec<String> {
+        self.each()
+            .map(|(engine, platforms)| {
+                let names: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+                format!("{}: builds {}", engine.describe(), names.join(", "))
+            })
+            .collect()
+    }
+}
+
 /// The build arguments with BuildKit's automatic platform arguments (`TARGET*`, `BUILD*`)
 /// made explicit. BuildKit
 /// 0.8 (Docker 20.10) lets a global `ARG TARGETARCH` without a default shadow the automatic
@@ -827,5 +995,64 @@ mod tests {
             Some(3)
         );
         assert_eq!(find_instruction(&path, "[internal] load metadata"), None);
+    }
+    #[test]
+    fn each_engine_builds_its_platforms_and_the_rest_go_to_docker_host() {
+        let mut request = crate::inputs::Request::try_from(crate::inputs::Args {
+            repository: Some("team/api".into()),
+            context: Some(env!("CARGO_MANIFEST_DIR").to_owned() + "/examples/hello"),
+            aws_region: Some("us-east-1".into()),
+            platforms: Some("linux/amd64,linux/arm64,linux/arm/v7,linux/386".into()),
+            engines: Some(
+                "linux/arm64=tcp://graviton:2376\nlinux/arm/v7=tcp://graviton:2376".into(),
+            ),
+            ..crate::inputs::Args::default()
+        })
+        .expect("valid");
+        let names = |platforms: &[Platform]| -> Vec<String> {
+            platforms.iter().map(ToString::to_string).collect()
+        };
+        let groups: Vec<(String, Vec<String>, NamedBy)> = assign(&request)
+            .into_iter()
+            .map(|(address, platforms, named_by)| (address, names(&platforms), named_by))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                (
+                    DEFAULT_DOCKER_HOST.to_owned(),
+                    vec!["linux/amd64".to_owned(), "linux/386".to_owned()],
+                    NamedBy::DockerHost
+                ),
+                (
+                    "tcp://graviton:2376".to_owned(),
+                    vec!["linux/arm64".to_owned(), "linux/arm/v7".to_owned()],
+                    NamedBy::EnginesInput
+                ),
+            ]
+        );
+        // Every platform mapped: `DOCKER_HOST` is not contacted at all.
+        request
+            .platforms
+            .retain(|p| p.architecture.starts_with("arm"));
+        assert_eq!(assign(&request).len(), 1);
+    }
+
+    #[test]
+    fn an_engine_that_does_not_answer_is_named_with_its_platforms() {
+        let error = Error::Connect {
+            address: "tcp://graviton:2376".to_owned(),
+            platforms: vec!["linux/arm64".parse().expect("platform")],
+            named_by: NamedBy::EnginesInput,
+            source: bollard::errors::Error::RequestTimeoutError,
+        }
+        .to_string();
+        assert!(
+            error.starts_with(
+                "cannot reach the Docker Engine at `tcp://graviton:2376` to build `linux/arm64` (is dockerd running there"
+            ),
+            "{error}"
+        );
+        assert!(error.contains("the `engines` input names it"), "{error}");
     }
 }

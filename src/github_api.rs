@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::github::Console;
 use crate::inputs::Request;
-use crate::report::Outcome;
+use crate::report::{Outcome, RunKind};
 
 /// GitHub limits a commit status description to 140 characters.
 const STATUS_DESCRIPTION_MAX: usize = 140;
@@ -62,7 +62,8 @@ pub fn with_section(body: &str, repository: &str, section: &str) -> String {
 }
 
 /// Sets the commit status and updates the release notes when a token is given; warns on
-/// failure. Skips with a notice when there is no token or no repository to talk to.
+/// failure. Skips with a notice when there is no token or no repository to talk to, and a
+/// platform-only run, which pushed no index.
 pub async fn report(request: &Request, outcome: &Outcome, console: &Console) {
     let git = &request.git;
     let (Some(token), Some(github_repository)) = (&request.github_token, &git.repository) else {
@@ -71,6 +72,11 @@ pub async fn report(request: &Request, outcome: &Outcome, console: &Console) {
         }
         return;
     };
+    // No index yet: the merge run tells GitHub about the image (issue 10).
+    if let RunKind::PlatformOnly { .. } = outcome.kind {
+        console.info("platform-only: the merge run sets the commit status and release notes");
+        return;
+    }
     let client = match Octocrab::builder()
         .base_uri(git.api_url.as_str())
         .and_then(|builder| builder.personal_token(token.clone()).build())

@@ -3,8 +3,9 @@
 //! "not given", and all validation happens here, before anything is created, built or pushed.
 //!
 //! This is the only module that reads configuration from the environment. Its only other I/O
-//! is checking that the context folder and the Dockerfile exist, and reading the runner's
-//! event payload for the time the source was made.
+//! is checking that the context folder, the Dockerfile, `merge`'s folders and the TLS files
+//! exist (and that `.dockerignore` keeps a TLS key in the context out of it), and reading the
+//! runner's event payload for the time the source was made.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,14 @@ pub mod names {
     pub const ARCH_TAGS: &str = "arch-tags";
     /// Token for the GitHub API.
     pub const GITHUB_TOKEN: &str = "github-token";
+    /// Push the platform images by digest only, for a later merge run.
+    pub const PLATFORM_ONLY: &str = "platform-only";
+    /// Where a platform-only run writes its result file.
+    pub const RESULTS_FOLDER: &str = "results-folder";
+    /// Results of platform-only runs to join into one index instead of building.
+    pub const MERGE: &str = "merge";
+    /// The Docker Engine of some platforms.
+    pub const ENGINES: &str = "engines";
 
     /// Every input, in `action.yml` order.
     pub const ALL: &[&str] = &[
@@ -83,6 +92,10 @@ pub mod names {
         SCAN_ON_PUSH,
         ARCH_TAGS,
         GITHUB_TOKEN,
+        PLATFORM_ONLY,
+        RESULTS_FOLDER,
+        MERGE,
+        ENGINES,
     ];
 }
 
@@ -164,6 +177,24 @@ pub struct Args {
         hide_env_values = true
     )]
     pub github_token: Option<String>,
+    /// Push each platform image by digest and put no tag, writing a result file for a later
+    /// `merge` run: `true` or `false` [default: false]
+    #[arg(long = "platform-only", env = "INPUT_PLATFORM-ONLY")]
+    pub platform_only: Option<String>,
+    /// Where a `platform-only` run writes its result file, relative to the workspace
+    /// [default: ecr-multiarch-results]
+    #[arg(long = "results-folder", env = "INPUT_RESULTS-FOLDER")]
+    pub results_folder: Option<String>,
+    /// Instead of building, join the images of `platform-only` runs into one multi-arch image:
+    /// comma- or newline-separated folders (or files) of their results, or image references
+    /// `<repository>@sha256:...`
+    #[arg(long, env = "INPUT_MERGE")]
+    pub merge: Option<String>,
+    /// Docker Engines for some platforms, comma- or newline-separated `<platform>=<address>`
+    /// with `unix:///<socket>` or `tcp://<host>[:<port>]`; the other platforms build on
+    /// `DOCKER_HOST`
+    #[arg(long, env = "INPUT_ENGINES")]
+    pub engines: Option<String>,
 
     /// Region fallback, as the AWS CLI reads it.
     #[arg(long, env = "AWS_REGION", hide = true)]
@@ -216,6 +247,25 @@ pub struct Args {
     /// The Docker Engine to build with, as the docker CLI reads it.
     #[arg(long, env = "DOCKER_HOST", hide = true)]
     pub env_docker_host: Option<String>,
+    /// Any value: `tcp://` Engines are reached over TLS, their certificate checked (docker CLI).
+    #[arg(long, env = "DOCKER_TLS_VERIFY", hide = true)]
+    pub env_docker_tls_verify: Option<String>,
+    /// Any value: TLS without checking the Engine's certificate (docker CLI's `--tls`).
+    #[arg(long, env = "DOCKER_TLS", hide = true)]
+    pub env_docker_tls: Option<String>,
+    /// The folder of `ca.pem`, `cert.pem` and `key.pem` for TLS.
+    #[arg(long, env = "DOCKER_CERT_PATH", hide = true)]
+    pub env_docker_cert_path: Option<String>,
+    /// The docker CLI's configuration folder, the certificates' default folder.
+    #[arg(long, env = "DOCKER_CONFIG", hide = true)]
+    pub env_docker_config: Option<String>,
+    /// The home folder, where `~/.docker` is.
+    #[arg(long, env = "HOME", hide = true)]
+    pub env_home: Option<String>,
+    /// The workspace; `/github/workspace` inside a container action, which sees only the
+    /// runner's mounts.
+    #[arg(long, env = "GITHUB_WORKSPACE", hide = true)]
+    pub env_github_workspace: Option<String>,
 }
 
 /// The image that registers QEMU user-mode emulators in the host kernel, as
@@ -263,6 +313,38 @@ impl NetworkMode {
             NetworkMode::None => "none",
         }
     }
+}
+
+/// One line of `engines`: a platform and the Docker Engine that builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformEngine {
+    /// The platform, spelt as in `platforms`.
+    pub platform: Platform,
+    /// `unix:///<socket>` or `tcp://<host>:<port>`, the port filled in as the docker CLI does.
+    pub address: String,
+}
+
+/// TLS for `tcp://` Docker Engines, as the docker CLI reads it: `DOCKER_TLS_VERIFY` set, the
+/// files in `DOCKER_CERT_PATH` (else `DOCKER_CONFIG`, else `~/.docker`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerTls {
+    /// The folder of `ca.pem` (what the Engine's certificate must be signed by) and the
+    /// client's `cert.pem` and `key.pem`.
+    pub cert_path: PathBuf,
+}
+
+/// One item of `merge`: what a merge run joins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeSource {
+    /// A folder of result files (read recursively), or one result file.
+    Results(PathBuf),
+    /// An image of this run's repository, by digest.
+    Image {
+        /// The reference as given.
+        reference: String,
+        /// Its digest, `sha256:...`.
+        digest: String,
+    },
 }
 
 /// Where the run reports to: a GitHub runner, or a terminal.
@@ -345,6 +427,26 @@ pub struct Request {
     pub binfmt_image: String,
     /// The Docker Engine's address (`DOCKER_HOST`); `None`: the default socket.
     pub docker_host: Option<String>,
+    /// `platform-only`: push the platform images by digest, put no tag, write a result file.
+    pub platform_only: bool,
+    /// Where a platform-only run writes its result file.
+    pub results_folder: PathBuf,
+    /// `merge`: what a merge run joins; empty for a run that builds.
+    pub merge: Vec<MergeSource>,
+    /// Inputs given to a merge run that it does not use, as it builds nothing.
+    pub unused_by_merge: Vec<&'static str>,
+    /// `engines`: the Docker Engine of some platforms; the others build on `docker_host`.
+    pub engines: Vec<PlatformEngine>,
+    /// TLS for `tcp://` Engines, when `DOCKER_TLS_VERIFY` is set.
+    pub docker_tls: Option<DockerTls>,
+}
+
+impl Request {
+    /// Whether this run joins `platform-only` results instead of building.
+    #[must_use]
+    pub fn is_merge(&self) -> bool {
+        !self.merge.is_empty()
+    }
 }
 
 /// An input's value, or `None` when it was not given or given empty (the runner passes `""`
@@ -802,6 +904,318 @@ fn dockerfile(value: Option<&String>, context: &Path) -> Result<PathBuf, InputEr
     Ok(path)
 }
 
+/// Inside a container action the runner shares only these folders (and its own
+/// `/github/workflow` and `/github/file_commands`) with the steps around it
+/// (<https://docs.github.com/actions/sharing-automations/creating-actions/creating-a-docker-container-action#accessing-files-created-by-a-container-action>):
+/// what the action writes anywhere else, `runner.temp` included, is gone when its container
+/// ends, and nothing else of the runner's file system is visible to it.
+const CONTAINER_MOUNTS: &[&str] = &["/github/workspace", "/github/home"];
+
+/// What to say about a path a container action cannot share with the runner.
+const CONTAINER_MOUNTS_HINT: &str = "inside the action's container only `/github/workspace` (the \
+     workspace) and `/github/home` are shared with the runner, not `runner.temp`: give a path \
+     relative to the workspace";
+
+/// Whether the run is a container action (the runner sets `GITHUB_WORKSPACE` to the
+/// container's mount) and `path` lies outside every folder it shares with the runner.
+fn outside_container_mounts(args: &Args, path: &Path) -> bool {
+    given(args.env_github_workspace.as_ref()) == Some(CONTAINER_MOUNTS[0])
+        && path.is_absolute()
+        && !CONTAINER_MOUNTS.iter().any(|mount| path.starts_with(mount))
+}
+
+fn results_folder(args: &Args) -> Result<PathBuf, InputError> {
+    let path = PathBuf::from(
+        given(args.results_folder.as_ref()).unwrap_or(crate::handoff::DEFAULT_FOLDER),
+    );
+    if outside_container_mounts(args, &path) {
+        return Err(InputError::new(
+            names::RESULTS_FOLDER,
+            format!(
+                "`{}` is not where a later step can find the result: {CONTAINER_MOUNTS_HINT}, e.g. `{}`",
+                path.display(),
+                crate::handoff::DEFAULT_FOLDER
+            ),
+        ));
+    }
+    if path.exists() && !path.is_dir() {
+        return Err(InputError::new(
+            names::RESULTS_FOLDER,
+            format!(
+                "`{}` is a file: give a folder for the result files",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn is_digest(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The `merge` input: folders or files of results, and references to images of this run's
+/// repository (`sha256:...`, `<repository>@sha256:...`, or the `image-uri` form
+/// `<registry>/<repository>@sha256:...`).
+fn merge(args: &Args, host: &TagHost<'_>) -> Result<Vec<MergeSource>, InputError> {
+    let mut sources: Vec<MergeSource> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for item in list(given(args.merge.as_ref()).unwrap_or("")) {
+        if seen.contains(&item) {
+            return Err(InputError::new(
+                names::MERGE,
+                format!("`{item}` is listed twice"),
+            ));
+        }
+        seen.push(item);
+        let reference = item
+            .rsplit_once('@')
+            .map(|(name, digest)| (Some(name), digest));
+        let reference = reference.or_else(|| item.starts_with("sha256:").then_some((None, item)));
+        if let Some((name, digest)) = reference {
+            if !is_digest(digest) {
+                return Err(InputError::new(
+                    names::MERGE,
+                    format!("`{item}` is not an image reference: use `<repository>@sha256:<64 hex digits>`"),
+                ));
+            }
+            let ours = name.is_none_or(|name| {
+                name == host.repository
+                    || name.split_once('/').is_some_and(|(registry, path)| {
+                        path == host.repository && host.accepts(registry)
+                    })
+            });
+            if !ours {
+                return Err(InputError::new(
+                    names::MERGE,
+                    format!(
+                        "`{item}` names another repository: a merge joins images of `{}` in this run's registry",
+                        host.repository
+                    ),
+                ));
+            }
+            sources.push(MergeSource::Image {
+                reference: item.to_owned(),
+                digest: digest.to_owned(),
+            });
+            continue;
+        }
+        let path = PathBuf::from(item);
+        if !path.exists() {
+            let hint = if outside_container_mounts(args, &path) {
+                format!("; {CONTAINER_MOUNTS_HINT}")
+            } else {
+                String::new()
+            };
+            return Err(InputError::new(
+                names::MERGE,
+                format!(
+                    "`{item}` is neither a folder of results nor an image reference `<repository>@sha256:...`: give the folder the `platform-only` results were downloaded to{hint}"
+                ),
+            ));
+        }
+        sources.push(MergeSource::Results(path));
+    }
+    Ok(sources)
+}
+
+/// A `tcp://` Engine's address: a host name or IP address and a port, the docker CLI's
+/// default port filled in (2376 with TLS, 2375 without).
+fn tcp_address(rest: &str, tls: bool) -> Option<String> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (name, port) = if let Some(bracketed) = rest.strip_prefix('[') {
+        // An IPv6 address: `[::1]` or `[::1]:2376`.
+        let (inside, after) = bracketed.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            after => Some(after.strip_prefix(':')?),
+        };
+        (format!("[{inside}]"), port)
+    } else {
+        let (name, port) = match rest.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (rest, None),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if !name_ok {
+            return None;
+        }
+        (name.to_owned(), port)
+    };
+    let port = match port {
+        Some(port) => port.parse::<u16>().ok().filter(|p| *p > 0)?,
+        None if tls => 2376,
+        None => 2375,
+    };
+    Some(format!("tcp://{name}:{port}"))
+}
+
+/// One Engine address of `engines`, as the docker CLI's `-H` takes it.
+fn engine_address(text: &str, tls: bool) -> Result<String, String> {
+    let accepted = "use `unix:///<socket path>` or `tcp://<host>[:<port>]`";
+    if let Some(path) = text.strip_prefix("unix://") {
+        if path.starts_with('/') && path.len() > 1 {
+            return Ok(text.to_owned());
+        }
+        return Err(format!(
+            "`{text}` does not name a socket by its absolute path: {accepted}"
+        ));
+    }
+    if let Some(rest) = text.strip_prefix("tcp://") {
+        return tcp_address(rest, tls)
+            .ok_or_else(|| format!("`{text}` is not a host and port: {accepted}"));
+    }
+    if text.starts_with("ssh://") {
+        return Err(format!(
+            "`{text}`: Engines over SSH are not supported: expose the Engine on TCP with TLS \
+             (`dockerd --tlsverify -H tcp://0.0.0.0:2376`), then {accepted}"
+        ));
+    }
+    Err(format!(
+        "`{text}` is not a Docker Engine address: {accepted}"
+    ))
+}
+
+/// The `engines` input: `<platform>=<address>` lines for platforms of this run, each once.
+fn engines(args: &Args, platforms: &[Platform]) -> Result<Vec<PlatformEngine>, InputError> {
+    let tls = given(args.env_docker_tls_verify.as_ref()).is_some();
+    let mut engines: Vec<PlatformEngine> = Vec::new();
+    for item in list(given(args.engines.as_ref()).unwrap_or("")) {
+        let Some((platform, address)) = item.split_once('=') else {
+            return Err(InputError::new(
+                names::ENGINES,
+                format!(
+                    "`{item}` is not `<platform>=<address>`, e.g. `linux/arm64=tcp://builder:2376`"
+                ),
+            ));
+        };
+        let platform: Platform =
+            platform
+                .trim()
+                .parse()
+                .map_err(|e: crate::platform::PlatformParseError| {
+                    InputError::new(names::ENGINES, e.to_string())
+                })?;
+        let Some(listed) = platforms
+            .iter()
+            .find(|p| p.normalized() == platform.normalized())
+        else {
+            let listed: Vec<String> = platforms.iter().map(|p| format!("`{p}`")).collect();
+            return Err(InputError::new(
+                names::ENGINES,
+                format!(
+                    "`{platform}` is not in `platforms` ({}): give an Engine only to a platform this run builds",
+                    listed.join(", ")
+                ),
+            ));
+        };
+        if engines.iter().any(|e| &e.platform == listed) {
+            return Err(InputError::new(
+                names::ENGINES,
+                format!("`{listed}` is given an Engine twice"),
+            ));
+        }
+        let address = engine_address(address.trim(), tls)
+            .map_err(|message| InputError::new(names::ENGINES, message))?;
+        engines.push(PlatformEngine {
+            platform: listed.clone(),
+            address,
+        });
+    }
+    Ok(engines)
+}
+
+/// TLS for `tcp://` Engines as the docker CLI reads it. When `engines` names a `tcp://` Engine
+/// the files are checked here: `ca.pem` must be there, `cert.pem` and `key.pem` together or
+/// not at all, and the key must not lie in the build context, where it would be sent to
+/// every Engine and could be copied into the image.
+fn docker_tls(
+    args: &Args,
+    engines: &[PlatformEngine],
+    context: &Path,
+) -> Result<Option<DockerTls>, InputError> {
+    let tcp = engines.iter().any(|e| e.address.starts_with("tcp://"));
+    if given(args.env_docker_tls_verify.as_ref()).is_none() {
+        if tcp && given(args.env_docker_tls.as_ref()).is_some() {
+            return Err(InputError::new(
+                names::ENGINES,
+                "`DOCKER_TLS` without `DOCKER_TLS_VERIFY` asks for TLS without checking the \
+                 Engine's certificate, which is not supported: set `DOCKER_TLS_VERIFY=1` and put \
+                 the Engine's CA in `DOCKER_CERT_PATH` as `ca.pem`",
+            ));
+        }
+        return Ok(None);
+    }
+    let cert_path = given(args.env_docker_cert_path.as_ref())
+        .or_else(|| given(args.env_docker_config.as_ref()))
+        .map_or_else(
+            || PathBuf::from(given(args.env_home.as_ref()).unwrap_or(".")).join(".docker"),
+            PathBuf::from,
+        );
+    if !tcp {
+        return Ok(Some(DockerTls { cert_path }));
+    }
+    let shown = cert_path.display();
+    if !cert_path.join("ca.pem").is_file() {
+        return Err(InputError::new(
+            names::ENGINES,
+            format!("`DOCKER_TLS_VERIFY` is set but `{shown}` has no `ca.pem`: put the CA that signed the Engines' certificates there (the folder is `DOCKER_CERT_PATH`, else `~/.docker`)"),
+        ));
+    }
+    let key = cert_path.join("key.pem");
+    if key.is_file() != cert_path.join("cert.pem").is_file() {
+        return Err(InputError::new(
+            names::ENGINES,
+            format!("`{shown}` must hold both `cert.pem` and `key.pem` (the client's certificate and key), or neither"),
+        ));
+    }
+    if key.is_file() {
+        if let (Ok(root), Ok(key)) = (context.canonicalize(), key.canonicalize()) {
+            if let Ok(relative) = key.strip_prefix(&root) {
+                let name = relative.to_string_lossy().replace('\\', "/");
+                let rules = std::fs::read_to_string(root.join(".dockerignore"))
+                    .ok()
+                    .and_then(|text| crate::context::IgnoreRules::parse(&text).ok())
+                    .unwrap_or_default();
+                if !rules.is_ignored(&name) {
+                    return Err(InputError::new(
+                        names::CONTEXT,
+                        format!("the TLS key `{name}` (`DOCKER_CERT_PATH` `{shown}`) is inside the build context `{}`: it would be sent to every Engine and could end up in the image: list its folder in `.dockerignore`, or keep the certificates outside the context", context.display()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(DockerTls { cert_path }))
+}
+
+/// The build inputs a merge run was given and does not use: it reads no Dockerfile and builds
+/// nothing. (`context` and `no-cache: false` are the runner's defaults, so they say nothing.)
+fn unused_by_merge(args: &Args) -> Vec<&'static str> {
+    let given_inputs = [
+        (names::FILE, &args.file),
+        (names::BUILD_ARGS, &args.build_args),
+        (names::TARGET, &args.target),
+        (names::LABELS, &args.labels),
+        (names::NETWORK, &args.network),
+        (names::ENGINES, &args.engines),
+    ]
+    .into_iter()
+    .filter(|(_, value)| given(value.as_ref()).is_some())
+    .map(|(name, _)| name);
+    let no_cache = given(args.no_cache.as_ref())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        .then_some(names::NO_CACHE);
+    given_inputs.chain(no_cache).collect()
+}
+
 impl TryFrom<Args> for Request {
     type Error = InputError;
 
@@ -818,25 +1232,27 @@ impl TryFrom<Args> for Request {
         let aws_region = aws_region(&args)?;
         let registry_id = registry_id(args.registry_id.as_ref())?;
         let registry = registry(args.registry.as_ref())?;
+        // Issue 10: a platform-only run pushes no tag; a merge run builds nothing.
+        let platform_only = boolean(names::PLATFORM_ONLY, args.platform_only.as_ref(), false)?;
         // `latest` is the default only when neither `tags` nor `tag-rules` says anything, so
         // that `latest=auto` really decides.
         let tags_value =
             given(args.tags.as_ref()).or_else(|| tag_rules.is_empty().then_some("latest"));
-        let tags = tags(
-            tags_value,
-            &TagHost {
-                repository: &repository,
-                registry: registry.as_deref(),
-                region: &aws_region,
-                registry_id: registry_id.as_deref(),
-            },
-        )?;
+        let tag_host = TagHost {
+            repository: &repository,
+            registry: registry.as_deref(),
+            region: &aws_region,
+            registry_id: registry_id.as_deref(),
+        };
+        let tags = tags(tags_value, &tag_host)?;
         let git = git_context(&args);
         let evaluation = tag_rules::evaluate(&tags, &tag_rules, &git.git_ref);
         // `latest=auto` may still add `latest`; that is the first tag then, at the longest.
         let first_tag = match (evaluation.tags.first(), &evaluation.latest_auto) {
             (Some(first), _) => first.tag.clone(),
             (None, Some(_)) => "latest".to_owned(),
+            // Nothing goes under a tag anyway; `latest` is where layers are looked up.
+            (None, None) if platform_only => "latest".to_owned(),
             (None, None) => {
                 let reasons: Vec<String> = evaluation
                     .skipped
@@ -864,6 +1280,12 @@ impl TryFrom<Args> for Request {
         let scan_on_push = boolean(names::SCAN_ON_PUSH, args.scan_on_push.as_ref(), true)?;
         // Off by default (issue 9): only the requested tags; children go by digest.
         let arch_tags = boolean(names::ARCH_TAGS, args.arch_tags.as_ref(), false)?;
+        if arch_tags && platform_only {
+            return Err(InputError::new(
+                names::ARCH_TAGS,
+                "a `platform-only` run puts no tag at all: set `arch-tags` on the `merge` run, which tags the platform images",
+            ));
+        }
         if arch_tags {
             // `<first tag>-<arch>` must itself be a tag; a 128-character first tag leaves no room.
             for platform in &platforms {
@@ -876,8 +1298,36 @@ impl TryFrom<Args> for Request {
                 }
             }
         }
-        let context = context(args.context.as_ref())?;
-        let dockerfile = dockerfile(args.file.as_ref(), &context)?;
+        if platform_only && given(args.merge.as_ref()).is_some() {
+            return Err(InputError::new(
+                names::MERGE,
+                "`platform-only` builds platform images and `merge` joins them: a run does one of the two",
+            ));
+        }
+        let merge = merge(&args, &tag_host)?;
+        let engines = engines(&args, &platforms)?;
+        let results_folder = if platform_only {
+            results_folder(&args)?
+        } else {
+            PathBuf::from(crate::handoff::DEFAULT_FOLDER)
+        };
+        // A merge run reads no Dockerfile: the build's files need not be there.
+        let (context, dockerfile, unused_by_merge) = if merge.is_empty() {
+            let context = context(args.context.as_ref())?;
+            let dockerfile = dockerfile(args.file.as_ref(), &context)?;
+            (context, dockerfile, Vec::new())
+        } else {
+            let context = PathBuf::from(given(args.context.as_ref()).unwrap_or("."));
+            let dockerfile =
+                given(args.file.as_ref()).map_or_else(|| context.join("Dockerfile"), PathBuf::from);
+            (context, dockerfile, unused_by_merge(&args))
+        };
+        let (engines, docker_tls) = if merge.is_empty() {
+            let tls = docker_tls(&args, &engines, &context)?;
+            (engines, tls)
+        } else {
+            (Vec::new(), None)
+        };
         let runner = Runner {
             github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
             output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
@@ -908,6 +1358,12 @@ impl TryFrom<Args> for Request {
                 .unwrap_or(DEFAULT_BINFMT_IMAGE)
                 .to_owned(),
             docker_host: given(args.env_docker_host.as_ref()).map(str::to_owned),
+            platform_only,
+            results_folder,
+            merge,
+            unused_by_merge,
+            engines,
+            docker_tls,
         })
     }
 }
@@ -1025,6 +1481,22 @@ mod tests {
     #[case::too_many_filters(Args { image_tag_mutability: Some("MUTABLE_WITH_EXCLUSION".into()), image_tag_mutability_exclusion_filters: Some("a,b,c,d,e,f".into()), ..args() }, "image-tag-mutability-exclusion-filters")]
     #[case::missing_context(Args { context: Some("/nonexistent".into()), ..args() }, "context")]
     #[case::missing_file(Args { file: Some("/nonexistent/Dockerfile".into()), ..args() }, "file")]
+    #[case::platform_only_yes(Args { platform_only: Some("yes".into()), ..args() }, "platform-only")]
+    #[case::arch_tags_in_platform_only(Args { platform_only: Some("true".into()), arch_tags: Some("true".into()), ..args() }, "arch-tags")]
+    #[case::merge_and_platform_only(Args { platform_only: Some("true".into()), merge: Some("sha256:".to_owned() + &"a".repeat(64)), ..args() }, "merge")]
+    #[case::merge_missing_folder(Args { merge: Some("/nonexistent/results".into()), ..args() }, "merge")]
+    #[case::merge_short_digest(Args { merge: Some("team/api@sha256:abc".into()), ..args() }, "merge")]
+    #[case::merge_other_repository(Args { merge: Some("team/web@sha256:".to_owned() + &"a".repeat(64)), ..args() }, "merge")]
+    #[case::merge_twice(Args { merge: Some(format!("sha256:{0},sha256:{0}", "a".repeat(64))), ..args() }, "merge")]
+    #[case::engine_without_address(Args { engines: Some("linux/arm64".into()), ..args() }, "engines")]
+    #[case::engine_unknown_platform(Args { engines: Some("linux/sparc99x=tcp://b:2376".into()), ..args() }, "engines")]
+    #[case::engine_platform_not_built(Args { engines: Some("linux/s390x=tcp://b:2376".into()), ..args() }, "engines")]
+    #[case::engine_bad_scheme(Args { engines: Some("linux/arm64=builder:2376".into()), ..args() }, "engines")]
+    #[case::engine_ssh(Args { engines: Some("linux/arm64=ssh://me@builder".into()), ..args() }, "engines")]
+    #[case::engine_relative_socket(Args { engines: Some("linux/arm64=unix://docker.sock".into()), ..args() }, "engines")]
+    #[case::engine_bad_port(Args { engines: Some("linux/arm64=tcp://builder:99999".into()), ..args() }, "engines")]
+    #[case::engine_twice(Args { engines: Some("linux/arm64=tcp://a:1\nlinux/arm64/v8=tcp://b:1".into()), ..args() }, "engines")]
+    #[case::results_folder_outside_the_mounts(Args { platform_only: Some("true".into()), results_folder: Some("/home/runner/work/_temp/digests".into()), env_github_workspace: Some("/github/workspace".into()), ..args() }, "results-folder")]
     fn refuses_bad_input_naming_it(#[case] args: Args, #[case] input: &str) {
         let error = Request::try_from(args).expect_err("invalid");
         assert_eq!(error.input, input, "{error}");
@@ -1174,5 +1646,117 @@ mod tests {
         })
         .expect("valid");
         assert_eq!(request.registry.as_deref(), Some(host));
+    }
+    #[rstest]
+    #[case(
+        "linux/arm64=tcp://graviton-builder",
+        None,
+        "tcp://graviton-builder:2375"
+    )]
+    #[case(
+        "linux/arm64=tcp://graviton-builder:2376/",
+        None,
+        "tcp://graviton-builder:2376"
+    )]
+    #[case("linux/arm64 = tcp://10.0.0.7", Some("1"), "tcp://10.0.0.7:2376")]
+    #[case("linux/arm64/v8=tcp://[fd00::7]:2376", None, "tcp://[fd00::7]:2376")]
+    #[case("linux/arm64=unix:///run/arm.sock", None, "unix:///run/arm.sock")]
+    fn engines_take_the_docker_cli_address_forms(
+        #[case] value: &str,
+        #[case] tls_verify: Option<&str>,
+        #[case] address: &str,
+    ) {
+        let certs = tempfile::tempdir().expect("tempdir");
+        std::fs::write(certs.path().join("ca.pem"), "").expect("ca");
+        let request = Request::try_from(Args {
+            engines: Some(value.into()),
+            env_docker_tls_verify: tls_verify.map(str::to_owned),
+            env_docker_cert_path: Some(certs.path().display().to_string()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(
+            request.engines,
+            vec![PlatformEngine {
+                // The spelling of `platforms`, whatever `engines` says.
+                platform: "linux/arm64".parse().expect("platform"),
+                address: address.to_owned(),
+            }]
+        );
+        assert_eq!(request.docker_tls.is_some(), tls_verify.is_some());
+    }
+
+    #[test]
+    fn tls_needs_the_ca_and_keeps_the_key_out_of_the_context() {
+        let context = tempfile::tempdir().expect("tempdir");
+        std::fs::write(context.path().join("Dockerfile"), "FROM scratch\n").expect("Dockerfile");
+        let certs = context.path().join(".docker-tls");
+        std::fs::create_dir(&certs).expect("certs");
+        let tls_run = || {
+            Request::try_from(Args {
+                context: Some(context.path().display().to_string()),
+                engines: Some("linux/arm64=tcp://graviton:2376".into()),
+                env_docker_tls_verify: Some("1".into()),
+                env_docker_cert_path: Some(certs.display().to_string()),
+                ..args()
+            })
+        };
+        let error = tls_run().expect_err("no ca.pem");
+        assert!(error.message.contains("has no `ca.pem`"), "{error}");
+        for file in ["ca.pem", "cert.pem", "key.pem"] {
+            std::fs::write(certs.join(file), "").expect("pem");
+        }
+        let error = tls_run().expect_err("key in the context");
+        assert_eq!(error.input, names::CONTEXT);
+        assert!(
+            error.message.contains("the TLS key `.docker-tls/key.pem`"),
+            "{error}"
+        );
+        std::fs::write(context.path().join(".dockerignore"), ".docker-tls\n").expect("ignore");
+        let request = tls_run().expect("ignored: valid");
+        assert_eq!(request.docker_tls.expect("tls").cert_path, certs);
+    }
+
+    #[test]
+    fn a_merge_reads_no_dockerfile_and_names_what_it_does_not_use() {
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let request = Request::try_from(Args {
+            context: Some("/nonexistent/context".into()),
+            merge: Some(format!(
+                "{digest}\n123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api@sha256:{}",
+                "c".repeat(64)
+            )),
+            build_args: Some("A=1".into()),
+            no_cache: Some("false".into()),
+            engines: Some("linux/arm64=tcp://b:1".into()),
+            ..args()
+        })
+        .expect("valid: a merge needs no build context");
+        assert!(request.is_merge());
+        assert_eq!(request.merge.len(), 2);
+        assert_eq!(
+            request.merge[0],
+            MergeSource::Image {
+                reference: digest.clone(),
+                digest
+            }
+        );
+        assert_eq!(request.unused_by_merge, vec!["build-args", "engines"]);
+        assert!(request.engines.is_empty());
+    }
+
+    #[test]
+    fn a_platform_only_run_needs_no_tag() {
+        let request = Request::try_from(Args {
+            platform_only: Some("true".into()),
+            tag_rules: Some("semver".into()),
+            ..args()
+        })
+        .expect("valid: nothing is tagged");
+        assert!(request.platform_only);
+        assert_eq!(
+            request.results_folder,
+            PathBuf::from(crate::handoff::DEFAULT_FOLDER)
+        );
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Data flows one way: [`inputs`] -> [`plan`] -> [`ecr`] -> [`engine`] (with [`context`]) ->
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
-//! everything printed.
+//! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
 
 pub mod context;
 pub mod ecr;
 pub mod engine;
 pub mod github;
 pub mod github_api;
+pub mod handoff;
 pub mod image_export;
 pub mod inputs;
 pub mod plan;

@@ -114,6 +114,7 @@ pub struct Plan {
     /// Each platform's image, in the requested order.
     pub platforms: Vec<PlatformPlan>,
     /// Tags the index is pushed under, in order, each with the input or rule that gave it.
+    /// A `platform-only` run pushes under none of them.
     pub index_tags: Vec<SourcedTag>,
     /// Labels for every image: OCI labels from the GitHub context, then the `labels` input.
     pub labels: BTreeMap<String, String>,
@@ -126,12 +127,15 @@ impl Plan {
     /// Whether the plan needs the repository's existing tags (for `latest=auto`).
     #[must_use]
     pub fn needs_repository_tags(request: &Request) -> bool {
-        request.tag_evaluation.latest_auto.is_some()
+        request.tag_evaluation.latest_auto.is_some() && !request.platform_only
     }
 
     /// Derives the plan from a validated request and, for `latest=auto`, the tags already in
     /// the repository. Fails when no tag at all is left to push.
     pub fn new(request: &Request, repository_tags: &[String]) -> Result<Plan, InputError> {
+        if request.platform_only {
+            return Ok(Self::platform_only(request));
+        }
         let evaluation = request.tag_evaluation.clone();
         let mut notices: Vec<String> = evaluation
             .skipped
@@ -183,6 +187,33 @@ impl Plan {
             labels: labels(request),
             notices,
         })
+    }
+
+    /// A `platform-only` run's plan (issue 10): no tag is pushed, so no rule is worth a notice
+    /// and `latest=auto` is left to the merge run; the first tag (`latest` when the tags give
+    /// none) is only where the layers already in the repository are looked up.
+    fn platform_only(request: &Request) -> Plan {
+        let mut index_tags = request.tag_evaluation.tags.clone();
+        if index_tags.is_empty() {
+            index_tags.push(SourcedTag {
+                tag: "latest".to_owned(),
+                source: names::PLATFORM_ONLY,
+            });
+        }
+        Plan {
+            repository: request.repository.clone(),
+            platforms: request
+                .platforms
+                .iter()
+                .map(|platform| PlatformPlan {
+                    platform: platform.clone(),
+                    arch_tag: None,
+                })
+                .collect(),
+            index_tags,
+            labels: labels(request),
+            notices: Vec::new(),
+        }
     }
 
     /// The index tags alone.
@@ -388,5 +419,25 @@ mod tests {
             }
             (other, expected) => panic!("{other:?} but expected {expected:?}"),
         }
+    }
+    #[test]
+    fn a_platform_only_plan_tags_nothing_and_looks_for_layers_under_the_first_tag() {
+        let mut request = release_request("semver\nlatest=auto", "");
+        request.platform_only = true;
+        request.arch_tags = false;
+        assert!(
+            !Plan::needs_repository_tags(&request),
+            "no `latest=auto` here"
+        );
+        let plan = Plan::new(&request, &[]).expect("plan");
+        assert_eq!(plan.tag_names(), vec!["1.4.3", "1.4", "1"]);
+        assert!(plan.notices.is_empty());
+        assert!(plan.platforms.iter().all(|p| p.arch_tag.is_none()));
+        let mut branch = request.clone();
+        branch.tag_evaluation = tag_rules::evaluate(&[], &[], &request.git.git_ref);
+        assert_eq!(
+            Plan::new(&branch, &[]).expect("plan").tag_names(),
+            vec!["latest"]
+        );
     }
 }

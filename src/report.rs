@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
@@ -63,6 +64,37 @@ pub struct PlatformResult {
     pub build_ms: u128,
     /// Push time (export, compression and upload), ms.
     pub push_ms: u128,
+    /// The Docker Engine that built it, when known.
+    pub engine: Option<String>,
+    /// In a merge run: the result file or the reference it came from.
+    pub source: Option<String>,
+}
+
+/// What a run did (issue 10 splits a build across jobs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunKind {
+    /// Built every platform and pushed the index under the tags.
+    Build,
+    /// Built the platforms and pushed their images by digest, with no index and no tag
+    /// (`platform-only`), and wrote this result file for a merge run.
+    PlatformOnly {
+        /// The result file.
+        result_file: PathBuf,
+    },
+    /// Joined the images of `platform-only` runs into the index under the tags (`merge`).
+    Merge,
+}
+
+impl RunKind {
+    /// `build`, `platform-only` or `merge`, as `metadata` says it.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunKind::Build => "build",
+            RunKind::PlatformOnly { .. } => "platform-only",
+            RunKind::Merge => "merge",
+        }
+    }
 }
 
 /// One index tag after the run.
@@ -79,6 +111,9 @@ pub struct TagResult {
 /// Everything a successful run pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// What the run did; a platform-only run has no index: `digest` and `media_type` are
+    /// empty and `tags` is.
+    pub kind: RunKind,
     /// Registry host.
     pub registry: String,
     /// `<registry>/<repository>`.
@@ -100,10 +135,36 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// `<repository-uri>@sha256:...`.
+    /// `<repository-uri>@sha256:...`; for a platform-only run, which pushes no index, each
+    /// platform image's, comma-separated.
     #[must_use]
     pub fn image_uri(&self) -> String {
+        if let RunKind::PlatformOnly { .. } = self.kind {
+            let children: Vec<String> = self
+                .platforms
+                .iter()
+                .map(|p| self.platform_image_uri(p))
+                .collect();
+            return children.join(",");
+        }
         format!("{}@{}", self.repository_uri, self.digest)
+    }
+
+    fn platform_image_uri(&self, platform: &PlatformResult) -> String {
+        format!("{}@{}", self.repository_uri, platform.manifest_digest)
+    }
+
+    /// The one notice of a successful run.
+    #[must_use]
+    pub fn notice(&self) -> String {
+        match &self.kind {
+            RunKind::PlatformOnly { result_file } => format!(
+                "pushed {} by digest, under no tag (platform-only); result for the merge run: {}",
+                self.image_uri(),
+                result_file.display()
+            ),
+            RunKind::Build | RunKind::Merge => format!("pushed {}", self.image_uri()),
+        }
     }
 
     /// The full references of every index tag.
@@ -132,7 +193,9 @@ impl Outcome {
                     p.platform.to_string(),
                     json!({
                         "digest": p.manifest_digest,
-                        "image-uri": format!("{}@{}", self.repository_uri, p.manifest_digest),
+                        "image-uri": self.platform_image_uri(p),
+                        "engine": p.engine,
+                        "source": p.source,
                         "image-id": p.image_id,
                         "image-size": p.image_size,
                         "content-size": p.content_size,
@@ -161,10 +224,16 @@ impl Outcome {
         };
         timings.insert("build".to_owned(), per_platform(|p| p.build_ms));
         timings.insert("push".to_owned(), per_platform(|p| p.push_ms));
+        let index = |value: &str| (!value.is_empty()).then(|| value.to_owned());
         json!({
+            "kind": self.kind.as_str(),
+            "result-file": match &self.kind {
+                RunKind::PlatformOnly { result_file } => Some(result_file.display().to_string()),
+                RunKind::Build | RunKind::Merge => None,
+            },
             names::REGISTRY: self.registry,
             names::REPOSITORY_URI: self.repository_uri,
-            names::DIGEST: self.digest,
+            names::DIGEST: index(&self.digest),
             names::IMAGE_URI: self.image_uri(),
             names::TAGS: self.references(),
             names::PLATFORM_DIGESTS: self.platform_digests(),
@@ -178,7 +247,7 @@ impl Outcome {
                 .iter()
                 .map(|t| (t.reference.clone(), json!(t.action.as_str())))
                 .collect::<serde_json::Map<_, _>>(),
-            "media-type": self.media_type,
+            "media-type": index(&self.media_type),
             "console-url": self.console_url,
             "repository-created": self.repository_created,
             "platforms": platforms,
@@ -217,7 +286,51 @@ impl Outcome {
     /// The job summary: a table per platform, then the index and its references.
     #[must_use]
     pub fn summary_markdown(&self) -> String {
-        let mut md = format!("### ecr-multiarch: `{}`\n\n", self.repository_uri);
+        match &self.kind {
+            RunKind::Build => self.index_summary(self.platform_table("")),
+            RunKind::PlatformOnly { result_file } => {
+                let mut md = self.platform_table(" (platform-only)");
+                let _ = write!(
+                    md,
+                    "\n**No index, no tag** (`platform-only`): the merge run joins these images. \
+                     Result file: `{}`\n\n",
+                    result_file.display()
+                );
+                for p in &self.platforms {
+                    let _ = writeln!(md, "- `{}`", self.platform_image_uri(p));
+                }
+                md.push('\n');
+                md
+            }
+            RunKind::Merge => {
+                let mut md = format!(
+                    "### ecr-multiarch: `{}` (merge)\n\n| Platform | Digest | Size | Built on | From |\n|---|---|---:|---|---|\n",
+                    self.repository_uri
+                );
+                for p in &self.platforms {
+                    let _ = writeln!(
+                        md,
+                        "| `{}` | `{}` | {} | {} | `{}` |",
+                        p.platform,
+                        p.manifest_digest,
+                        human_size(p.content_size),
+                        p.engine
+                            .as_ref()
+                            .map_or_else(|| "-".to_owned(), |e| format!("`{e}`")),
+                        p.source.as_deref().unwrap_or_default(),
+                    );
+                }
+                self.index_summary(md)
+            }
+        }
+    }
+
+    /// The heading and the table of the platforms this run built and pushed.
+    fn platform_table(&self, heading_note: &str) -> String {
+        let mut md = format!(
+            "### ecr-multiarch: `{}`{heading_note}\n\n",
+            self.repository_uri
+        );
         md.push_str(
             "| Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |\n\
              |---|---|---:|---:|---:|---:|---:|\n",
@@ -236,6 +349,11 @@ impl Outcome {
                 seconds(p.push_ms)
             );
         }
+        md
+    }
+
+    /// The index and its tags, after a platform table.
+    fn index_summary(&self, mut md: String) -> String {
         let _ = write!(
             md,
             "\n**Index** `{}` ({}), under:\n\n",
@@ -288,6 +406,7 @@ mod tests {
 
     fn outcome() -> Outcome {
         Outcome {
+            kind: RunKind::Build,
             registry: "127.0.0.1:5000".into(),
             repository_uri: "127.0.0.1:5000/team/api".into(),
             repository_created: true,
@@ -317,6 +436,8 @@ mod tests {
                 arch_tag: None,
                 build_ms: 12_345,
                 push_ms: 678,
+                engine: Some("unix:///var/run/docker.sock".into()),
+                source: None,
             }],
             console_url: None,
             phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
@@ -352,5 +473,70 @@ mod tests {
 
         Image URI: `127.0.0.1:5000/team/api@sha256:1111`
         ");
+    }
+    #[test]
+    fn a_platform_only_run_outputs_its_images_and_no_index() {
+        let outcome = Outcome {
+            kind: RunKind::PlatformOnly {
+                result_file: "ecr-multiarch-results/team_api.linux-arm64.json".into(),
+            },
+            digest: String::new(),
+            media_type: String::new(),
+            tags: Vec::new(),
+            ..outcome()
+        };
+        let outputs: BTreeMap<&str, String> = outcome.outputs().into_iter().collect();
+        assert_eq!(outputs["digest"], "");
+        assert_eq!(outputs["tags"], "");
+        assert_eq!(outputs["image-uri"], "127.0.0.1:5000/team/api@sha256:3333");
+        let metadata: Value = serde_json::from_str(&outputs["metadata"]).expect("json");
+        assert_eq!(metadata["kind"], "platform-only");
+        assert_eq!(
+            metadata["result-file"],
+            "ecr-multiarch-results/team_api.linux-arm64.json"
+        );
+        assert_eq!(metadata["digest"], Value::Null);
+        assert_eq!(
+            metadata["platforms"]["linux/arm64"]["engine"],
+            "unix:///var/run/docker.sock"
+        );
+        insta::assert_snapshot!(outcome.summary_markdown(), @r"
+        ### ecr-multiarch: `127.0.0.1:5000/team/api` (platform-only)
+
+        | Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |
+        |---|---|---:|---:|---:|---:|---:|
+        | `linux/arm64` | `sha256:3333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
+
+        **No index, no tag** (`platform-only`): the merge run joins these images. Result file: `ecr-multiarch-results/team_api.linux-arm64.json`
+
+        - `127.0.0.1:5000/team/api@sha256:3333`
+        ");
+    }
+
+    #[test]
+    fn a_merge_summary_says_where_each_image_came_from() {
+        let mut outcome = Outcome {
+            kind: RunKind::Merge,
+            ..outcome()
+        };
+        outcome.platforms[0].source = Some("results/team_api.linux-arm64.json".into());
+        insta::assert_snapshot!(outcome.summary_markdown(), @r"
+        ### ecr-multiarch: `127.0.0.1:5000/team/api` (merge)
+
+        | Platform | Digest | Size | Built on | From |
+        |---|---|---:|---|---|
+        | `linux/arm64` | `sha256:3333` | 1.2 MB | `unix:///var/run/docker.sock` | `results/team_api.linux-arm64.json` |
+
+        **Index** `sha256:1111` (Docker manifest list), under:
+
+        - `127.0.0.1:5000/team/api:latest` (pushed)
+        - `127.0.0.1:5000/team/api:v1` (unchanged: it already held this index)
+
+        Image URI: `127.0.0.1:5000/team/api@sha256:1111`
+        ");
+        assert_eq!(
+            outcome.notice(),
+            "pushed 127.0.0.1:5000/team/api@sha256:1111"
+        );
     }
 }

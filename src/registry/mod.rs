@@ -72,6 +72,22 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A manifest asked for by digest is not in the repository.
+    #[error("{what} is not in `{repository}`")]
+    NotInRepository {
+        /// Which manifest, e.g. "the `linux/arm64` image `sha256:…`".
+        what: String,
+        /// `<host>/<repository>`.
+        repository: String,
+    },
+    /// A reference names an index of several images where one platform's image was meant.
+    #[error("`{digest}` is an index of {count} images, not one platform's image: name each platform's image by its own digest")]
+    SeveralImages {
+        /// The index.
+        digest: String,
+        /// How many images it holds.
+        count: usize,
+    },
     /// The registry returned a document we cannot read.
     #[error("{what} is not valid: {reason}")]
     Malformed {

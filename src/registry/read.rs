@@ -259,6 +259,42 @@ impl Registry {
         })
     }
 
+    /// Reads the image at `digest`, whatever its platform (its config says which). A child
+    /// that is itself an index is flattened to its one image; an index of several images is
+    /// refused, as it does not say which one is meant.
+    pub async fn image(&self, digest: &str, log: RetryLog<'_>) -> Result<ExistingImage, Error> {
+        let missing = |digest: &str| Error::NotInRepository {
+            what: format!("the image `{digest}`"),
+            repository: self.repository_uri(),
+        };
+        let document = self
+            .manifest(digest, log)
+            .await?
+            .ok_or_else(|| missing(digest))?;
+        let document = if media_type::is_index(&document.media_type) {
+            let index: IndexJson = serde_json::from_slice(&document.bytes)
+                .map_err(malformed(format!("the index `{digest}`")))?;
+            let images: Vec<&IndexEntryJson> = index
+                .manifests
+                .iter()
+                .filter(|m| m.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+                .collect();
+            let [entry] = images.as_slice() else {
+                return Err(Error::SeveralImages {
+                    digest: digest.to_owned(),
+                    count: images.len(),
+                });
+            };
+            self.manifest(&entry.digest, log)
+                .await?
+                .ok_or_else(|| missing(&entry.digest))?
+        } else {
+            document
+        };
+        self.existing_image(document, log, &mut KnownLayers::default())
+            .await
+    }
+
     /// Reads the image at `digest` for `platform`: a child that is itself an index (what a
     /// containerd-store daemon pushes: the image plus `unknown/unknown` attestations) is
     /// flattened to its entry for the platform, and the image config must name the platform.
@@ -268,9 +304,9 @@ impl Registry {
         digest: &str,
         log: RetryLog<'_>,
     ) -> Result<ExistingImage, Error> {
-        let missing = |digest: &str| Error::Malformed {
+        let missing = |digest: &str| Error::NotInRepository {
             what: format!("the `{platform}` image `{digest}`"),
-            reason: "the repository does not have it".to_owned(),
+            repository: self.repository_uri(),
         };
         let document = self
             .manifest(digest, log)

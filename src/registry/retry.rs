@@ -51,7 +51,11 @@ impl Error {
             }
             // A refused connection, a timeout, a connection that broke mid-body.
             Error::Transport { source, .. } => !source.is_builder(),
-            Error::PlatformMismatch(_) | Error::Io { .. } | Error::Malformed { .. } => false,
+            Error::PlatformMismatch(_)
+            | Error::Io { .. }
+            | Error::Malformed { .. }
+            | Error::NotInRepository { .. }
+            | Error::SeveralImages { .. } => false,
         }
     }
 

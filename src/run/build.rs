@@ -1,6 +1,7 @@
-//! The build half of a run: QEMU for foreign platforms, every platform built concurrently, and
-//! each built image prepared for the registry (the repository's own copy when it already holds
-//! it, else the Engine's export with its layers compressed).
+//! The build half of a run: QEMU for foreign platforms, every platform built concurrently (each
+//! on its own Engine when `engines` names one), and each built image prepared for the registry
+//! (the repository's own copy when it already holds it, else the Engine's export with its
+//! layers compressed).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,27 +12,47 @@ use futures_util::future::{join_all, try_join_all};
 
 use super::elapsed_ms;
 use crate::context::BuildContext;
-use crate::engine::{self, BuildSettings, BuiltImage, Engine};
+use crate::engine::{self, BuildSettings, BuiltImage, Engine, Engines};
 use crate::github::Console;
 use crate::image_export::{self, BlobSource, PreparedImage};
 use crate::inputs::Request;
 use crate::plan::Plan;
-use crate::platform::PlatformMismatch;
+use crate::platform::{Platform, PlatformMismatch};
 use crate::registry::RepositoryImages;
 
-/// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would.
-/// A failure only warns (the runner may already emulate them), unless the Engine itself is gone.
+/// Registers QEMU on each Engine for the platforms its CPU cannot run, like setup-qemu-action
+/// would. A failure only warns (the runner may already emulate them), unless the Engine
+/// itself is gone.
 pub async fn register_emulators(
     request: &Request,
-    engine: &Engine,
+    engines: &Engines,
     console: &Console,
     phase_ms: &mut BTreeMap<&'static str, u128>,
 ) -> anyhow::Result<()> {
-    let foreign = engine.foreign_architectures(&request.platforms);
+    let several = engines.each().count() > 1;
+    for (engine, platforms) in engines.each() {
+        register_emulators_on(request, engine, &platforms, several, console, phase_ms).await?;
+    }
+    Ok(())
+}
+
+/// Registers QEMU on one Engine for those of `platforms` its CPU cannot run.
+async fn register_emulators_on(
+    request: &Request,
+    engine: &Engine,
+    platforms: &[Platform],
+    several: bool,
+    console: &Console,
+    phase_ms: &mut BTreeMap<&'static str, u128>,
+) -> anyhow::Result<()> {
+    let foreign = engine.foreign_architectures(platforms);
     if foreign.is_empty() || request.binfmt_image == "none" {
         return Ok(());
     }
     let phase = Instant::now();
+    if several {
+        console.group_line("qemu", &format!("on {}", engine.describe()));
+    }
     if let Err(error) = engine
         .register_emulators(&foreign, &request.binfmt_image, console)
         .await
@@ -46,7 +67,7 @@ pub async fn register_emulators(
             foreign.join(", ")
         ));
     }
-    phase_ms.insert("emulation", elapsed_ms(phase));
+    *phase_ms.entry("emulation").or_default() += elapsed_ms(phase);
     Ok(())
 }
 
@@ -55,14 +76,15 @@ pub async fn register_emulators(
 pub async fn build_all(
     request: &Request,
     plan: &Plan,
-    engine: &Engine,
+    engines: &Engines,
     context: &BuildContext,
     console: &Console,
 ) -> anyhow::Result<Vec<(BuiltImage, u128)>> {
     let settings = BuildSettings::new(request, &plan.labels);
     let builds = join_all(plan.platforms.iter().map(|p| async {
         let start = Instant::now();
-        let built = engine
+        let built = engines
+            .for_platform(&p.platform)
             .build(
                 &p.platform,
                 context,
@@ -92,7 +114,7 @@ pub async fn build_all(
 
 /// Every built image as the registry will hold it, with the time that took.
 pub async fn prepare_all(
-    engine: &Engine,
+    engines: &Engines,
     built: &[(BuiltImage, u128)],
     existing: &RepositoryImages,
     console: &Console,
@@ -103,6 +125,7 @@ pub async fn prepare_all(
         async move {
             let start = Instant::now();
             let group = image.platform.to_string();
+            let engine = engines.for_platform(&image.platform);
             let prepared = prepare_image(engine, image, existing, temp_root, console)
                 .await
                 .with_context(|| format!("preparing the `{group}` image for the registry"))?;

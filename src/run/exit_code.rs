@@ -46,6 +46,16 @@ pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option
             );
             return (EXIT_SYSTEM, title, None);
         }
+        if let Some(engine::Error::Connect { platforms, .. }) =
+            cause.downcast_ref::<engine::Error>()
+        {
+            let names: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+            return (
+                EXIT_SYSTEM,
+                format!("Docker Engine unreachable for {}", names.join(", ")),
+                None,
+            );
+        }
         if let Some(engine::Error::Unsupported { .. }) = cause.downcast_ref::<engine::Error>() {
             return (EXIT_SYSTEM, "Docker Engine not supported".to_owned(), None);
         }
@@ -69,6 +79,24 @@ pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option
         if let Some(error) = cause.downcast_ref::<registry::Error>() {
             if error.is_denied() {
                 return (EXIT_USER, "Registry denied access".to_owned(), None);
+            }
+            // A merge named an image the repository does not have, or an index of several.
+            match error {
+                // Transparent: the chain goes past it to its cause.
+                registry::Error::PlatformMismatch(mismatch) => {
+                    return (
+                        EXIT_USER,
+                        format!("Wrong platform for {}", mismatch.wanted),
+                        None,
+                    );
+                }
+                registry::Error::NotInRepository { .. } => {
+                    return (EXIT_USER, "Image not in the repository".to_owned(), None);
+                }
+                registry::Error::SeveralImages { .. } => {
+                    return (EXIT_USER, "Not one platform's image".to_owned(), None);
+                }
+                _ => {}
             }
             // Another run moved an immutable tag between our read and our push.
             if error.code() == Some("TAG_INVALID") {

@@ -1,5 +1,6 @@
 //! One run, wired in the order of the data: inputs, plan, ECR, engine ([`build`]), registry
 //! ([`push`]), report; [`exit_code`] turns a failure into the exit code and its annotation.
+//! A `merge` run joins the images of `platform-only` runs instead of building ([`merge`]).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -8,16 +9,18 @@ use anyhow::Context as _;
 
 use crate::context::BuildContext;
 use crate::ecr::Ecr;
-use crate::engine::Engine;
+use crate::engine::Engines;
 use crate::github::{self, Console};
 use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Args, InputError, Request};
 use crate::plan::Plan;
 use crate::registry::{Index, IndexChild, Registry, RetryLog};
-use crate::report::{Outcome, PlatformResult, TagResult};
+use crate::report::{Outcome, PlatformResult, RunKind, TagResult};
 
 mod build;
 mod exit_code;
+mod merge;
+mod platform_only;
 mod push;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
@@ -70,7 +73,7 @@ fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::R
         github::write_summary(path, &outcome.summary_markdown())
             .with_context(|| format!("writing the job summary to `{}`", path.display()))?;
     }
-    console.notice(&format!("pushed {}", outcome.image_uri()));
+    console.notice(&outcome.notice());
     Ok(())
 }
 
@@ -97,6 +100,9 @@ fn elapsed_ms(start: Instant) -> u128 {
 
 /// The run itself: every side effect happens here, in order, after the request was validated.
 pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
+    if request.is_merge() {
+        return merge::run(request, console).await;
+    }
     let started = Instant::now();
     // Listing the context is still validation: a bad `.dockerignore` or an escaping symlink
     // fails here, before anything is created.
@@ -132,8 +138,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
 
     // Reach the Engine before creating anything, so that a missing daemon, or one that
     // cannot run these builds, leaves no trace.
-    let engine = Engine::connect(request.docker_host.as_deref()).await?;
-    console.info(&engine.describe());
+    let engines = Engines::connect(request).await?;
+    for line in engines.describe() {
+        console.info(&line);
+    }
 
     let registry_host = request
         .registry
@@ -159,8 +167,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         request.aws_region
     ));
 
-    build::register_emulators(request, &engine, console, &mut phase_ms).await?;
-    let built = build::build_all(request, &plan, &engine, &context, console).await?;
+    build::register_emulators(request, &engines, console, &mut phase_ms).await?;
+    let built = build::build_all(request, &plan, &engines, &context, console).await?;
 
     let registry = Registry::new(
         &registry_host,
@@ -171,7 +179,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let phase = Instant::now();
     let state = push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
     phase_ms.insert("read_repository", elapsed_ms(phase));
-    let prepared = build::prepare_all(&engine, &built, &state.existing, console).await?;
+    let prepared = build::prepare_all(&engines, &built, &state.existing, console).await?;
 
     let index = Index::new(
         prepared
@@ -181,17 +189,27 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     );
     let children: Vec<&ManifestDocument> =
         prepared.iter().map(|(image, _)| &image.manifest).collect();
-    let decisions = push::decide_tags(
-        &plan,
-        &state.held,
-        &index,
-        &children,
-        &repository.mutability,
-    )?;
+    // A platform-only run puts no tag at all: the merge run decides them (issue 10).
+    let decisions = if request.platform_only {
+        push::TagDecisions {
+            index: Vec::new(),
+            arch: vec![None; children.len()],
+        }
+    } else {
+        push::decide_tags(
+            &plan,
+            &state.held,
+            &index,
+            &children,
+            &repository.mutability,
+        )?
+    };
     let pushed = push::push_images(&registry, &prepared, console).await?;
-    let phase = Instant::now();
-    push::put_tags(&registry, &decisions, &index, &children, console).await?;
-    phase_ms.insert("index", elapsed_ms(phase));
+    if !request.platform_only {
+        let phase = Instant::now();
+        push::put_tags(&registry, &decisions, &index, &children, console).await?;
+        phase_ms.insert("index", elapsed_ms(phase));
+    }
     phase_ms.insert("total", elapsed_ms(started));
 
     let platforms = built
@@ -217,11 +235,25 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                 arch_tag: arch.map(|u| (u.tag, u.action)),
                 build_ms: *build_ms,
                 push_ms: *push_ms,
+                engine: Some(engines.for_platform(&image.platform).address().to_owned()),
+                source: None,
             },
         )
         .collect();
+    if request.platform_only {
+        return platform_only::finish(
+            request,
+            registry_host,
+            repository_uri,
+            repository.created,
+            &index,
+            platforms,
+            phase_ms,
+        );
+    }
     let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
     Ok(Outcome {
+        kind: RunKind::Build,
         tags: decisions
             .index
             .into_iter()

@@ -100,7 +100,11 @@ fn build_action_image() -> String {
         "scripts/package-action: {}",
         String::from_utf8_lossy(&packaged.stderr)
     );
-    let tag = format!("ecr-multiarch-action:it-{}", std::process::id());
+    // One tag per test: each test removes its image when done.
+    let tag = format!(
+        "ecr-multiarch-action:it-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
     let out = std::process::Command::new("docker")
         .env("DOCKER_HOST", &testbed().engine.host)
         .env("DOCKER_BUILDKIT", "0")
@@ -327,4 +331,169 @@ fn help_shows_every_input_with_its_runner_variable() {
         .output()
         .unwrap();
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+/// Runs the action image as the runner runs a container action step: the workspace, home and
+/// file commands folders under `github` mounted, every input of action.yml set (its default
+/// unless given), the runner's environment, and the Engine's socket only with `engine` (a
+/// merge needs none). Returns the output and the outputs the step wrote.
+fn run_action_step(
+    image: &str,
+    github: &Path,
+    step: &str,
+    inputs: &[(&str, &str)],
+    engine: bool,
+) -> (std::process::Output, BTreeMap<String, String>) {
+    let tb = testbed();
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--rm".into(),
+        "--network".into(),
+        "host".into(),
+        "--workdir".into(),
+        "/github/workspace".into(),
+    ];
+    if engine {
+        args.extend([
+            "-v".into(),
+            format!("{}:/var/run/docker.sock", tb.engine.socket()),
+        ]);
+    }
+    for dir in ["workspace", "home", "file_commands"] {
+        std::fs::create_dir_all(github.join(dir)).unwrap();
+        args.extend([
+            "-v".into(),
+            format!("{}:/github/{dir}", github.join(dir).display()),
+        ]);
+    }
+    let mut env: Vec<(String, String)> = [
+        ("HOME", "/github/home"),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_WORKSPACE", "/github/workspace"),
+        ("RUNNER_TEMP", "/home/runner/work/_temp"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.push((
+        "GITHUB_OUTPUT".into(),
+        format!("/github/file_commands/set_output_{step}"),
+    ));
+    for name in [
+        "AWS_ENDPOINT_URL_ECR",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_REGION",
+        "AWS_EC2_METADATA_DISABLED",
+        "ECR_MULTIARCH_BINFMT_IMAGE",
+    ] {
+        env.push((name.to_owned(), std::env::var(name).unwrap()));
+    }
+    let (declared, _) = action_definition();
+    for (name, default) in declared {
+        let value = inputs.iter().find(|(n, _)| *n == name).map_or_else(
+            || default.replace("${{ github.token }}", ""),
+            |(_, v)| (*v).to_owned(),
+        );
+        env.push((format!("INPUT_{}", name.to_uppercase()), value));
+    }
+    for (name, value) in env {
+        args.extend(["-e".into(), format!("{name}={value}")]);
+    }
+    args.push(image.to_owned());
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_HOST", &tb.engine.host)
+        .args(&args)
+        .output()
+        .unwrap();
+    let outputs = std::fs::read_to_string(github.join(format!("file_commands/set_output_{step}")))
+        .map(|text| super::parse_outputs(&text))
+        .unwrap_or_default();
+    (out, outputs)
+}
+
+#[test]
+fn a_split_build_hands_its_results_over_in_the_workspace() {
+    let tb = testbed();
+    let image = build_action_image();
+    let repository = unique_repository("action-split");
+    let github = tempfile::tempdir().unwrap();
+    let workspace = github.path().join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(
+        workspace.join("Dockerfile"),
+        "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nRUN uname -m > /arch\n",
+    )
+    .unwrap();
+    let common = [
+        ("repository", repository.as_str()),
+        ("registry", tb.registry.as_str()),
+        ("network", "host"),
+    ];
+    // Each platform's job: the default results folder, relative to the workspace.
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let mut inputs = common.to_vec();
+        inputs.extend([("platforms", platform), ("platform-only", "true")]);
+        let (out, outputs) = run_action_step(
+            &image,
+            github.path(),
+            platform.replace('/', "-").as_str(),
+            &inputs,
+            true,
+        );
+        assert!(
+            out.status.success(),
+            "platform-only {platform}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(outputs["digest"], "");
+    }
+    // On the runner's side of the mount, where actions/upload-artifact looks.
+    let mut written: Vec<String> = std::fs::read_dir(workspace.join("ecr-multiarch-results"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    let prefix = repository.replace('/', "_");
+    assert_eq!(
+        written,
+        [
+            format!("{prefix}.linux-amd64.json"),
+            format!("{prefix}.linux-arm64.json")
+        ]
+    );
+    assert_eq!(super::registry_tags(&repository), Vec::<String>::new());
+
+    // `runner.temp` is not mounted into the container: refused, with the reason.
+    let mut inputs = common.to_vec();
+    inputs.extend([
+        ("platform-only", "true"),
+        ("results-folder", "/home/runner/work/_temp/digests"),
+    ]);
+    let (out, _) = run_action_step(&image, github.path(), "temp", &inputs, true);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("not `runner.temp`"), "{stdout}");
+
+    // The merge job: no Docker socket mounted at all.
+    let mut inputs = common.to_vec();
+    inputs.extend([("merge", "ecr-multiarch-results"), ("tags", "latest")]);
+    let (out, outputs) = run_action_step(&image, github.path(), "merge", &inputs, false);
+    command("docker", &["image", "rm", &image]);
+    assert!(
+        out.status.success(),
+        "merge: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        skopeo_digest(&repository, "latest").as_ref(),
+        Some(&outputs["digest"])
+    );
+    assert_eq!(
+        skopeo_raw(&repository, "latest").unwrap()["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

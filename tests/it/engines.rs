@@ -19,14 +19,102 @@ use super::{
 pub struct ScratchEngine {
     /// Its `DOCKER_HOST`.
     pub host: String,
+    /// For an Engine on TCP with TLS: the folder of the client's `ca.pem`, `cert.pem`, `key.pem`.
+    tls: Option<PathBuf>,
     daemon: Child,
     dir: tempfile::TempDir,
+}
+
+/// TLS files for an Engine on `127.0.0.1` and its client, made with openssl as Docker's
+/// "Protect the Docker daemon socket" page makes them: a CA, the server's certificate (for the
+/// IP address) and key, and the client's `cert.pem` and `key.pem` beside `ca.pem`.
+pub fn tls_files(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    let new_key = ["-newkey", "rsa:2048", "-nodes"];
+    run(&[
+        &["req", "-x509"],
+        &new_key[..],
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=it-ca",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat());
+    for (name, subject, ext, key, cert) in [
+        (
+            "server",
+            "/CN=127.0.0.1",
+            "server.ext",
+            "server-key.pem",
+            "server-cert.pem",
+        ),
+        ("client", "/CN=client", "client.ext", "key.pem", "cert.pem"),
+    ] {
+        let csr = format!("{name}.csr");
+        run(&[
+            &["req"],
+            &new_key[..],
+            &["-subj", subject, "-keyout", key, "-out", &csr],
+        ]
+        .concat());
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            ext,
+            "-out",
+            cert,
+        ]);
+    }
 }
 
 impl ScratchEngine {
     /// Starts an engine of `kind` (the binaries and image store `scripts/testbed env` names for
     /// it) and loads `images` into it from the engine under test.
     pub fn start(kind: &str, images: &[&str]) -> ScratchEngine {
+        Self::start_on(kind, images, None)
+    }
+
+    /// Starts an engine of `kind` that listens on `tcp://127.0.0.1:<port>` with TLS, checking
+    /// its clients' certificates (`dockerd --tlsverify`) against the files [`tls_files`] wrote
+    /// into `certs`.
+    pub fn start_tls(kind: &str, images: &[&str], certs: &Path) -> ScratchEngine {
+        Self::start_on(kind, images, Some(certs))
+    }
+
+    fn start_on(kind: &str, images: &[&str], tls: Option<&Path>) -> ScratchEngine {
         let bin_path = engine_setting(kind, "PATH");
         let containerd_store = engine_setting(kind, "STORE") == "containerd";
         // Under /tmp, short: containerd's sockets live in the exec root (108-byte limit).
@@ -40,7 +128,28 @@ impl ScratchEngine {
             format!(r#"{{"features": {{"containerd-snapshotter": {containerd_store}}}}}"#),
         )
         .unwrap();
-        let host = format!("unix://{}", root.join("docker.sock").display());
+        let host = match tls {
+            Some(_) => {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port();
+                format!("tcp://127.0.0.1:{port}")
+            }
+            None => format!("unix://{}", root.join("docker.sock").display()),
+        };
+        let tls_args: Vec<String> = tls
+            .map(|certs| {
+                let file = |name: &str| certs.join(name).display().to_string();
+                vec![
+                    "--tlsverify".to_owned(),
+                    format!("--tlscacert={}", file("ca.pem")),
+                    format!("--tlscert={}", file("server-cert.pem")),
+                    format!("--tlskey={}", file("server-key.pem")),
+                ]
+            })
+            .unwrap_or_default();
         // dockerd starts the containerd it finds on PATH; runc comes from the system.
         let path = std::env::var("PATH").unwrap();
         let path = if bin_path.is_empty() {
@@ -67,6 +176,7 @@ impl ScratchEngine {
             .arg("--pidfile")
             .arg(&pidfile)
             .args(["--host", &host])
+            .args(&tls_args)
             // No bridge, as every testbed daemon (TESTBED.md).
             .args([
                 "--bridge=none",
@@ -79,12 +189,29 @@ impl ScratchEngine {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut engine = ScratchEngine { host, daemon, dir };
+        let mut engine = ScratchEngine {
+            host,
+            tls: tls.map(Path::to_owned),
+            daemon,
+            dir,
+        };
         engine.wait_until_it_answers();
         if !images.is_empty() {
             engine.load(images);
         }
         engine
+    }
+
+    /// The docker CLI, pointed at this engine (with the client's TLS files when it has TLS).
+    fn cli(&self) -> Command {
+        let mut command = Command::new("docker");
+        command.arg("-H").arg(&self.host);
+        if let Some(certs) = &self.tls {
+            command
+                .env("DOCKER_TLS_VERIFY", "1")
+                .env("DOCKER_CERT_PATH", certs);
+        }
+        command
     }
 
     fn log(&self) -> String {
@@ -94,10 +221,7 @@ impl ScratchEngine {
     fn wait_until_it_answers(&mut self) {
         let deadline = Instant::now() + Duration::from_mins(1);
         loop {
-            let answer = Command::new("docker")
-                .args(["-H", &self.host, "version"])
-                .output()
-                .unwrap();
+            let answer = self.cli().arg("version").output().unwrap();
             if answer.status.success() {
                 return;
             }
@@ -121,8 +245,9 @@ impl ScratchEngine {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let load = Command::new("docker")
-            .args(["-H", &self.host, "load", "-q"])
+        let load = self
+            .cli()
+            .args(["load", "-q"])
             .stdin(save.stdout.take().unwrap())
             .output()
             .unwrap();
@@ -136,10 +261,9 @@ impl ScratchEngine {
 
     /// `docker info`'s version and whether the image store is containerd's.
     pub fn info(&self) -> (String, bool) {
-        let out = Command::new("docker")
+        let out = self
+            .cli()
             .args([
-                "-H",
-                &self.host,
                 "info",
                 "--format",
                 "{{.ServerVersion}} {{json .DriverStatus}}",
@@ -156,12 +280,7 @@ impl ScratchEngine {
 
     /// Runs the docker CLI against this engine; fails the test when the command fails.
     pub fn docker(&self, args: &[&str]) -> String {
-        let out = Command::new("docker")
-            .arg("-H")
-            .arg(&self.host)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = self.cli().args(args).output().unwrap();
         assert!(
             out.status.success(),
             "docker {args:?}: {}",

@@ -86,6 +86,24 @@ const FILTERS: &str = "image-tag-mutability-exclusion-filters";
 #[case::mutable_with_exclusion_without_filters("image-tag-mutability-exclusion-filters", &[("image-tag-mutability", "MUTABLE_WITH_EXCLUSION"), (FILTERS, " ")], "`image-tag-mutability` is `MUTABLE_WITH_EXCLUSION`, which needs at least one filter")]
 #[case::filters_with_immutable("image-tag-mutability-exclusion-filters", &[("image-tag-mutability", "IMMUTABLE"), (FILTERS, "latest")], "and `image-tag-mutability` is `IMMUTABLE`")]
 #[case::filters_with_default_mutable("image-tag-mutability-exclusion-filters", &[(FILTERS, "latest")], "and `image-tag-mutability` is `MUTABLE`")]
+// split builds (issue 10): platform-only, results-folder, merge
+#[case::platform_only_yes("platform-only", &[("platform-only", "yes")], "`yes` is not a boolean")]
+#[case::arch_tags_in_platform_only("arch-tags", &[("platform-only", "true"), ("arch-tags", "true")], "a `platform-only` run puts no tag at all: set `arch-tags` on the `merge` run")]
+#[case::results_folder_is_a_file("results-folder", &[("platform-only", "true"), ("results-folder", "/etc/hostname")], "`/etc/hostname` is a file: give a folder")]
+#[case::platform_only_and_merge("merge", &[("platform-only", "true"), ("merge", "ecr-multiarch-results")], "a run does one of the two")]
+#[case::merge_missing_folder("merge", &[("merge", "/nonexistent/ecr-multiarch-results")], "`/nonexistent/ecr-multiarch-results` is neither a folder of results nor an image reference")]
+#[case::merge_short_digest("merge", &[("merge", "sha256:abc123")], "`sha256:abc123` is not an image reference: use `<repository>@sha256:<64 hex digits>`")]
+#[case::merge_another_repository("merge", &[("merge", "127.0.0.1:5000/other/repo@sha256:0000000000000000000000000000000000000000000000000000000000000000")], "names another repository")]
+#[case::merge_listed_twice("merge", &[("merge", "sha256:1111111111111111111111111111111111111111111111111111111111111111\nsha256:1111111111111111111111111111111111111111111111111111111111111111")], "is listed twice")]
+// engines
+#[case::engine_without_address("engines", &[("engines", "linux/arm64")], "`linux/arm64` is not `<platform>=<address>`")]
+#[case::engine_unknown_platform("engines", &[("engines", "linux/aarch64=tcp://graviton:2376")], "unknown architecture `aarch64` (did you mean `arm64`?)")]
+#[case::engine_platform_not_built("engines", &[("platforms", "linux/amd64"), ("engines", "linux/arm64=tcp://graviton:2376")], "`linux/arm64` is not in `platforms` (`linux/amd64`)")]
+#[case::engine_no_scheme("engines", &[("engines", "linux/arm64=graviton:2376")], "`graviton:2376` is not a Docker Engine address: use `unix:///<socket path>` or `tcp://<host>[:<port>]`")]
+#[case::engine_bad_port("engines", &[("engines", "linux/arm64=tcp://graviton:70000")], "`tcp://graviton:70000` is not a host and port")]
+#[case::engine_relative_socket("engines", &[("engines", "linux/arm64=unix://docker.sock")], "does not name a socket by its absolute path")]
+#[case::engine_over_ssh("engines", &[("engines", "linux/arm64=ssh://ubuntu@graviton")], "Engines over SSH are not supported")]
+#[case::engine_twice("engines", &[("engines", "linux/arm64=tcp://a:2376,linux/arm64/v8=tcp://b:2376")], "`linux/arm64` is given an Engine twice")]
 #[tokio::test]
 async fn bad_input_fails_before_any_side_effect(
     #[case] input: &str,

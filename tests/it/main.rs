@@ -14,6 +14,7 @@ mod build;
 mod ecr_layer;
 mod engines;
 mod inputs;
+mod merge;
 mod push;
 mod registry;
 mod tags;

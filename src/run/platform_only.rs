@@ -1,0 +1,66 @@
+//! The end of a `platform-only` run (issue 10): its platform images are in the repository by
+//! digest and no tag moved; it writes the result file a merge run reads ([`crate::handoff`])
+//! and reports the images, with no index.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+
+use crate::handoff::{self, PlatformImage, PlatformResults, FORMAT_VERSION};
+use crate::inputs::Request;
+use crate::registry::Index;
+use crate::report::{Outcome, PlatformResult, RunKind};
+
+/// Writes the result file for the pushed `platforms` (the `index` that was not pushed names
+/// each image's digest, media type and size, in the same order) and makes the outcome.
+pub fn finish(
+    request: &Request,
+    registry: String,
+    repository_uri: String,
+    repository_created: bool,
+    index: &Index,
+    platforms: Vec<PlatformResult>,
+    phase_ms: BTreeMap<&'static str, u128>,
+) -> anyhow::Result<Outcome> {
+    let results = PlatformResults {
+        version: FORMAT_VERSION,
+        registry: registry.clone(),
+        repository: request.repository.clone(),
+        revision: request.git.git_ref.sha.clone(),
+        images: platforms
+            .iter()
+            .zip(&index.children)
+            .map(|(platform, child)| PlatformImage {
+                platform: platform.platform.to_string(),
+                digest: child.digest.clone(),
+                media_type: child.media_type.clone(),
+                size: child.size,
+                image_uri: format!("{repository_uri}@{}", child.digest),
+                engine: platform.engine.clone(),
+                image_id: platform.image_id.clone(),
+                image_size: platform.image_size,
+                build_ms: platform.build_ms,
+                push_ms: platform.push_ms,
+            })
+            .collect(),
+    };
+    let result_file = handoff::write(&request.results_folder, &results, &request.platforms)
+        .with_context(|| {
+            format!(
+                "writing the result file into `{}` (the images are pushed, under no tag)",
+                request.results_folder.display()
+            )
+        })?;
+    Ok(Outcome {
+        kind: RunKind::PlatformOnly { result_file },
+        registry,
+        repository_uri,
+        repository_created,
+        digest: String::new(),
+        media_type: String::new(),
+        tags: Vec::new(),
+        platforms,
+        console_url: None,
+        phase_ms,
+    })
+}
