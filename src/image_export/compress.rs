@@ -8,9 +8,12 @@ use std::io::{self, Write};
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
 
-/// The gzip level: zlib's default, what `docker push` and BuildKit use, so sizes in the
-/// registry are what users know.
-const LEVEL: u32 = 6;
+/// The gzip level. zlib-rs at 3 gives blobs about 3 % larger than at zlib's default 6 and
+/// compresses 1.5 to 1.9 times as fast (measured here on 256 MiB: `seq` text 69.28 vs 69.24 MB
+/// in 1.6 vs 2.4 s; /usr/lib binaries 97.3 vs 94.1 MB in 2.7 vs 5.2 s). Compression is what a
+/// push waits for (every blob's digest is needed before its one PUT), so speed wins; level 1
+/// in zlib-rs is a different, much weaker algorithm (120 MB for the same text).
+const LEVEL: u32 = 3;
 /// "Unknown" operating system in the gzip header (Go's `compress/gzip` writes the same).
 const OS_UNKNOWN: u8 = 255;
 
