@@ -5,8 +5,11 @@
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
 //! everything printed.
 
+pub mod build_digest;
 pub mod context;
+pub mod dockerfile;
 pub mod ecr;
+pub mod emulation_probe;
 pub mod engine;
 pub mod github;
 pub mod github_api;

@@ -2,6 +2,8 @@
 //! first tag with their configs, from which we learn which blob holds which layer (`diff_id`),
 //! so that a rebuilt layer is referenced instead of compressed and uploaded again.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -18,6 +20,8 @@ pub struct ExistingImage {
     pub manifest: ManifestDocument,
     /// Its config blob.
     pub config: Descriptor,
+    /// The config's bytes (a few kB).
+    pub config_bytes: bytes::Bytes,
     /// Its layer blobs.
     pub layers: Vec<Descriptor>,
     /// The platform its config names.
@@ -29,6 +33,10 @@ pub struct ExistingImage {
 pub struct RepositoryImages {
     /// The digest the tag holds; `None` when it does not exist.
     pub digest: Option<String>,
+    /// The document the tag holds, as stored (an index, or one image manifest).
+    pub document: Option<ManifestDocument>,
+    /// The annotations of that index (none for an image manifest).
+    pub annotations: BTreeMap<String, String>,
     /// Its image manifests: the children of an index (attestations left out), or the one image.
     pub images: Vec<ExistingImage>,
     /// Every layer blob of those images, by `diff_id` and by digest.
@@ -56,6 +64,8 @@ struct ImageManifestJson {
 #[derive(Deserialize)]
 struct IndexJson {
     manifests: Vec<IndexEntryJson>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +213,7 @@ impl Registry {
                 variant: config.variant.filter(|v| !v.is_empty()),
             },
             config: parsed.config,
+            config_bytes: config_bytes.into(),
             layers: parsed.layers,
             manifest,
         })
@@ -220,10 +231,12 @@ impl Registry {
         };
         let mut known = KnownLayers::default();
         let mut images = Vec::new();
+        let mut annotations = BTreeMap::new();
         let digest = top.digest.clone();
         if media_type::is_index(&top.media_type) {
             let index: IndexJson = serde_json::from_slice(&top.bytes)
                 .map_err(malformed(format!("the index under `{tag}`")))?;
+            annotations = index.annotations;
             for entry in index.manifests {
                 // Attestation manifests (`unknown/unknown`) hold no image.
                 if entry.platform.as_ref().is_some_and(|p| p.os == "unknown") {
@@ -238,10 +251,12 @@ impl Registry {
                 images.push(self.existing_image(child, log, &mut known).await?);
             }
         } else {
-            images.push(self.existing_image(top, log, &mut known).await?);
+            images.push(self.existing_image(top.clone(), log, &mut known).await?);
         }
         Ok(RepositoryImages {
             digest: Some(digest),
+            document: Some(top),
+            annotations,
             images,
             known,
         })

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use crate::context::BuildContext;
 use crate::ecr::Ecr;
-use crate::engine::Engine;
+use crate::engine::{BuildSettings, Engine, RegistryLogin};
 use crate::github::{self, Console};
 use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Args, InputError, Request};
@@ -19,6 +19,7 @@ use crate::report::{Outcome, PlatformResult, TagResult};
 mod build;
 mod exit_code;
 mod push;
+mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
 
@@ -159,25 +160,110 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         request.aws_region
     ));
 
-    build::register_emulators(request, &engine, console, &mut phase_ms).await?;
-    let built = build::build_all(request, &plan, &engine, &context, console).await?;
-
     let registry = Registry::new(
         &registry_host,
         &plan.repository,
         &credentials.username,
         &credentials.password,
     )?;
-    let phase = Instant::now();
-    let state = push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
-    phase_ms.insert("read_repository", elapsed_ms(phase));
+    let login = RegistryLogin {
+        host: registry_host.clone(),
+        username: credentials.username.clone(),
+        password: credentials.password.clone(),
+    };
+    // What the repository holds decides the cache each build imports, and whether to build at
+    // all (`skip-unchanged`): read it, and make this run's build digest, before building.
+    let (state, check) = tokio::try_join!(
+        async {
+            let phase = Instant::now();
+            let state =
+                push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
+            anyhow::Ok((state, elapsed_ms(phase)))
+        },
+        async {
+            if !request.skip_unchanged {
+                return anyhow::Ok(None);
+            }
+            let phase = Instant::now();
+            let check =
+                skip::build_digest(request, &plan, &context, &engine, &login, console).await?;
+            anyhow::Ok(Some((check, elapsed_ms(phase))))
+        },
+    )?;
+    let (state, read_ms) = state;
+    phase_ms.insert("read_repository", read_ms);
+    let check = check.map(|(check, ms)| {
+        phase_ms.insert("build_digest", ms);
+        check
+    });
+    let skip_report = match &check {
+        Some(check) => {
+            let (reusable, report) = skip::decide(check, &state, &plan);
+            if let Some(images) = reusable {
+                console.notice(&format!("build skipped: {}", report.reason));
+                let reused = skip::reuse(
+                    &registry,
+                    &plan,
+                    &state,
+                    &images,
+                    &repository.mutability,
+                    console,
+                    &mut phase_ms,
+                )
+                .await?;
+                phase_ms.insert("total", elapsed_ms(started));
+                let console_url = ecr_console_url(
+                    request,
+                    &credentials.proxy_host,
+                    &reused.index.document.digest,
+                );
+                return Ok(Outcome {
+                    tags: reused
+                        .decisions
+                        .index
+                        .into_iter()
+                        .map(|u| TagResult {
+                            reference: format!("{repository_uri}:{}", u.tag),
+                            source: u.source,
+                            action: u.action,
+                        })
+                        .collect(),
+                    registry: registry_host,
+                    repository_uri,
+                    repository_created: repository.created,
+                    digest: reused.index.document.digest,
+                    media_type: reused.index.document.media_type,
+                    platforms: reused.platforms,
+                    console_url,
+                    skip: Some(report),
+                    phase_ms,
+                });
+            }
+            console.info(&format!("building: {}", report.reason));
+            Some(report)
+        }
+        None => None,
+    };
+
+    build::register_emulators(request, &engine, console, &mut phase_ms).await?;
+    let settings = BuildSettings::new(request, &plan.labels)
+        .with_cache_from(build::cache_sources(
+            request,
+            &plan,
+            &state.existing,
+            &repository_uri,
+            console,
+        ))
+        .with_registry_login(login);
+    let built = build::build_all(request, &settings, &plan, &engine, &context, console).await?;
     let prepared = build::prepare_all(&engine, &built, &state.existing, console).await?;
 
-    let index = Index::new(
+    let index = Index::with_annotations(
         prepared
             .iter()
             .map(|(image, _)| IndexChild::new(&image.platform, &image.manifest))
             .collect(),
+        &skip::annotations(check.as_ref()),
     );
     let children: Vec<&ManifestDocument> =
         prepared.iter().map(|(image, _)| &image.manifest).collect();
@@ -203,7 +289,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             |((((image, build_ms), (prepared, _)), (stats, push_ms)), arch)| PlatformResult {
                 platform: image.platform.clone(),
                 image_id: image.image_id.clone(),
-                image_size: image.size,
+                image_size: Some(image.size),
                 manifest_digest: prepared.manifest.digest.clone(),
                 content_size: prepared.config.descriptor.size
                     + prepared
@@ -238,6 +324,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         media_type: index.document.media_type,
         platforms,
         console_url,
+        skip: skip_report,
         phase_ms,
     })
 }
