@@ -320,6 +320,8 @@ pub struct Engine {
     store: ImageStore,
     /// The daemon's own platform, where `FROM --platform=$BUILDPLATFORM` stages run.
     build_platform: Platform,
+    /// The release of the kernel the daemon runs on (`docker info`'s `KernelVersion`).
+    kernel_version: String,
 }
 
 /// Progress of one BuildKit step, for numbering and the failure report.
@@ -350,6 +352,7 @@ impl Engine {
         let version = docker.version().await.map_err(connect)?;
         let info = docker.info().await.map_err(connect)?;
         let store = ImageStore::from_driver_status(&info.driver_status.unwrap_or_default());
+        let kernel_version = info.kernel_version.unwrap_or_default();
         let server_version = version.version.unwrap_or_default();
         if let Some((problem, fix)) = unsupported(&server_version, store) {
             return Err(Error::Unsupported {
@@ -371,6 +374,7 @@ impl Engine {
             version: server_version,
             store,
             build_platform,
+            kernel_version,
         })
     }
 
@@ -389,6 +393,14 @@ impl Engine {
     #[must_use]
     pub fn build_platform(&self) -> &Platform {
         &self.build_platform
+    }
+
+    /// Whether the daemon runs on the kernel of release `release` on this machine: it is
+    /// reached through a unix socket and reports that kernel. Emulators registered in that
+    /// kernel then run in its build containers as in this process.
+    #[must_use]
+    pub fn shares_kernel(&self, release: &str) -> bool {
+        self.address.starts_with("unix://") && !release.is_empty() && self.kernel_version == release
     }
 
     /// An Engine API call failed: lost when the daemon is gone, an API error otherwise.

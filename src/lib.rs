@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`inputs`] -> [`plan`] -> [`ecr`] -> [`engine`] (with [`context`]) ->
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
-//! everything printed.
+//! everything printed. Pure helpers: [`dockerfile`] (the images a build pulls),
+//! [`build_digest`] (`skip-unchanged`), [`emulation_probe`] (the QEMU check's programs).
 
 pub mod build_digest;
 pub mod context;
@@ -15,6 +16,7 @@ pub mod github;
 pub mod github_api;
 pub mod image_export;
 pub mod inputs;
+pub mod kernel;
 pub mod plan;
 pub mod platform;
 pub mod registry;

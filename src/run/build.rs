@@ -20,10 +20,12 @@ use crate::platform::{Platform, PlatformMismatch};
 use crate::registry::RepositoryImages;
 
 /// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would,
-/// unless the Engine already runs them: a probe container per foreign platform (a few hundred
-/// bytes, loaded, never pulled) says so, where the installer would pull its image and start a
-/// privileged container. A failure only warns (the runner may already emulate them), unless
-/// the Engine itself is gone.
+/// unless the Engine already runs them. Whether it does is asked of the kernel: when the Engine
+/// runs on this machine's kernel, by running a probe program of the platform here (emulators
+/// are the kernel's, a few milliseconds); otherwise, or when that cannot tell, by a probe
+/// container through the Engine (a few hundred bytes, loaded, never pulled). The installer
+/// would pull its image and start a privileged container. A failure only warns (the runner may
+/// already emulate them), unless the Engine itself is gone.
 pub async fn register_emulators(
     request: &Request,
     engine: &Engine,
@@ -40,9 +42,25 @@ pub async fn register_emulators(
         .iter()
         .filter(|p| foreign.contains(&p.architecture))
         .collect();
-    let probes = join_all(foreign_platforms.iter().map(|p| engine.runs_platform(p))).await;
+    let same_kernel = crate::kernel::release().is_some_and(|r| engine.shares_kernel(&r));
+    let temp_root = std::env::temp_dir();
+    let checks = join_all(foreign_platforms.iter().map(|platform| {
+        let temp_root = &temp_root;
+        async move {
+            if same_kernel {
+                match crate::kernel::runs(platform, temp_root).await {
+                    crate::kernel::Runs::Yes => return (Ok(Some(true)), "this machine's kernel"),
+                    crate::kernel::Runs::No => return (Ok(Some(false)), "this machine's kernel"),
+                    crate::kernel::Runs::Unknown => {}
+                }
+            }
+            (engine.runs_platform(platform).await, "a probe container")
+        }
+    }))
+    .await;
     let mut missing: Vec<String> = Vec::new();
-    for (platform, probe) in foreign_platforms.iter().zip(probes) {
+    let mut checked_by = Vec::new();
+    for (platform, (probe, how)) in foreign_platforms.iter().zip(checks) {
         let runs = match probe {
             Ok(Some(runs)) => runs,
             Ok(None) => false,
@@ -60,8 +78,14 @@ pub async fn register_emulators(
                 false
             }
         };
+        if !checked_by.contains(&how) {
+            checked_by.push(how);
+        }
         if !runs {
-            console.group_line("qemu", &format!("the Engine does not run `{platform}` yet"));
+            console.group_line(
+                "qemu",
+                &format!("the Engine does not run `{platform}` yet (checked by {how})"),
+            );
             if !missing.contains(&platform.architecture) {
                 missing.push(platform.architecture.clone());
             }
@@ -71,12 +95,13 @@ pub async fn register_emulators(
         console.group_line(
             "qemu",
             &format!(
-                "the Engine already runs {} (checked in {} ms): no QEMU installer needed",
+                "the Engine already runs {} (checked by {} in {} ms): no QEMU installer needed",
                 foreign_platforms
                     .iter()
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join(", "),
+                checked_by.join(" and "),
                 elapsed_ms(phase)
             ),
         );

@@ -172,8 +172,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         password: credentials.password.clone(),
     };
     // What the repository holds decides the cache each build imports, and whether to build at
-    // all (`skip-unchanged`): read it, and make this run's build digest, before building.
-    let (state, check) = tokio::try_join!(
+    // all (`skip-unchanged`): read it, and make this run's build digest, before building. When
+    // every run builds, QEMU is checked (and set up) meanwhile.
+    let mut emulation_ms = BTreeMap::new();
+    let (state, check, ()) = tokio::try_join!(
         async {
             let phase = Instant::now();
             let state =
@@ -189,7 +191,14 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                 skip::build_digest(request, &plan, &context, &engine, &login, console).await?;
             anyhow::Ok(Some((check, elapsed_ms(phase))))
         },
+        async {
+            if request.skip_unchanged {
+                return anyhow::Ok(());
+            }
+            build::register_emulators(request, &engine, console, &mut emulation_ms).await
+        },
     )?;
+    phase_ms.extend(emulation_ms);
     let (state, read_ms) = state;
     phase_ms.insert("read_repository", read_ms);
     let check = check.map(|(check, ms)| {
@@ -197,55 +206,31 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         check
     });
     let skip_report = match &check {
-        Some(check) => {
-            let (reusable, report) = skip::decide(check, &state, &plan);
-            if let Some(images) = reusable {
-                console.notice(&format!("build skipped: {}", report.reason));
-                let reused = skip::reuse(
-                    &registry,
-                    &plan,
-                    &state,
-                    &images,
-                    &repository.mutability,
-                    console,
-                    &mut phase_ms,
-                )
-                .await?;
-                phase_ms.insert("total", elapsed_ms(started));
-                let console_url = ecr_console_url(
+        Some(check) => match skip::decide(check, &state, &plan) {
+            (Some(images), report) => {
+                let reused = skip::Reuse {
                     request,
-                    &credentials.proxy_host,
-                    &reused.index.document.digest,
-                );
-                return Ok(Outcome {
-                    tags: reused
-                        .decisions
-                        .index
-                        .into_iter()
-                        .map(|u| TagResult {
-                            reference: format!("{repository_uri}:{}", u.tag),
-                            source: u.source,
-                            action: u.action,
-                        })
-                        .collect(),
-                    registry: registry_host,
-                    repository_uri,
-                    repository_created: repository.created,
-                    digest: reused.index.document.digest,
-                    media_type: reused.index.document.media_type,
-                    platforms: reused.platforms,
-                    console_url,
-                    skip: Some(report),
-                    phase_ms,
-                });
+                    registry: &registry,
+                    plan: &plan,
+                    state: &state,
+                    repository: &repository,
+                    proxy_host: &credentials.proxy_host,
+                };
+                return reused
+                    .outcome(&images, report, console, phase_ms, started)
+                    .await;
             }
-            console.info(&format!("building: {}", report.reason));
-            Some(report)
-        }
+            (None, report) => {
+                console.info(&format!("building: {}", report.reason));
+                Some(report)
+            }
+        },
         None => None,
     };
 
-    build::register_emulators(request, &engine, console, &mut phase_ms).await?;
+    if request.skip_unchanged {
+        build::register_emulators(request, &engine, console, &mut phase_ms).await?;
+    }
     let settings = BuildSettings::new(request, &plan.labels)
         .with_cache_from(build::cache_sources(
             request,

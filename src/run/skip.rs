@@ -3,7 +3,7 @@
 //! that image's index goes under the other tags by digest (nothing uploaded but the tags), by
 //! the same tag rules as a built image.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -14,13 +14,14 @@ use super::push::{self, RepositoryState};
 use crate::build_digest::{self, BuildInputs};
 use crate::context::BuildContext;
 use crate::dockerfile::{Dockerfile, ImageUse};
+use crate::ecr::Repository;
 use crate::engine::{self, Engine, RegistryLogin};
 use crate::github::Console;
 use crate::image_export::ManifestDocument;
-use crate::inputs::{names, Request, TagMutability};
+use crate::inputs::{names, Request};
 use crate::plan::Plan;
 use crate::registry::{ExistingImage, Index, IndexChild, Registry};
-use crate::report::{PlatformResult, SkipReport};
+use crate::report::{Outcome, PlatformResult, SkipReport, TagResult};
 
 /// This run's build digest and what went into it.
 #[derive(Debug, Clone)]
@@ -250,79 +251,105 @@ pub fn decide<'a>(
     (None, report(false, reason))
 }
 
-/// What a skipped run did: the tags it put and each platform as the repository holds it.
-pub struct Reused {
-    /// The index that went under the tags, as stored.
-    pub index: Index,
-    /// The tag decisions, for the outcome.
-    pub decisions: push::TagDecisions,
-    /// Each platform's result, in the plan's order.
-    pub platforms: Vec<PlatformResult>,
+/// What a skipped run works with.
+pub struct Reuse<'a> {
+    /// The run's request.
+    pub request: &'a Request,
+    /// The repository's registry.
+    pub registry: &'a Registry,
+    /// The run's plan.
+    pub plan: &'a Plan,
+    /// What the repository holds.
+    pub state: &'a RepositoryState,
+    /// The repository as ECR describes it.
+    pub repository: &'a Repository,
+    /// The registry host of ECR's token, for the console link.
+    pub proxy_host: &'a str,
 }
 
-/// Puts the index the first tag holds under the other tags (by the tag rules, nothing else
-/// uploaded) and describes each platform image as the repository holds it.
-pub async fn reuse(
-    registry: &Registry,
-    plan: &Plan,
-    state: &RepositoryState,
-    images: &[&ExistingImage],
-    mutability: &TagMutability,
-    console: &Console,
-    phase_ms: &mut BTreeMap<&'static str, u128>,
-) -> anyhow::Result<Reused> {
-    let document = state
-        .existing
-        .document
-        .clone()
-        .context("the image under the first tag went missing")?;
-    console.info(&format!(
-        "nothing to build: reusing {} for {}",
-        document.digest,
-        plan.tag_names().join(", ")
-    ));
-    let index = Index {
-        document,
-        children: plan
+impl Reuse<'_> {
+    /// Puts the index the first tag holds under the other tags (by the tag rules, nothing else
+    /// uploaded) and reports each platform image as the repository holds it.
+    pub async fn outcome(
+        &self,
+        images: &[&ExistingImage],
+        report: SkipReport,
+        console: &Console,
+        mut phase_ms: BTreeMap<&'static str, u128>,
+        started: Instant,
+    ) -> anyhow::Result<Outcome> {
+        let plan = self.plan;
+        console.notice(&format!("build skipped: {}", report.reason));
+        let document = self
+            .state
+            .existing
+            .document
+            .clone()
+            .context("the image under the first tag went missing")?;
+        let index = Index {
+            document,
+            children: plan
+                .platforms
+                .iter()
+                .zip(images)
+                .map(|(p, image)| IndexChild::new(&p.platform, &image.manifest))
+                .collect(),
+        };
+        let children: Vec<&ManifestDocument> = images.iter().map(|image| &image.manifest).collect();
+        let decisions = push::decide_tags(
+            plan,
+            &self.state.held,
+            &index,
+            &children,
+            &self.repository.mutability,
+        )?;
+        let phase = Instant::now();
+        push::put_tags(self.registry, &decisions, &index, &children, console).await?;
+        phase_ms.insert("index", elapsed_ms(phase));
+        phase_ms.insert("total", elapsed_ms(started));
+        let platforms = plan
             .platforms
             .iter()
             .zip(images)
-            .map(|(p, image)| IndexChild::new(&p.platform, &image.manifest))
-            .collect(),
-    };
-    let children: Vec<&ManifestDocument> = images.iter().map(|image| &image.manifest).collect();
-    let decisions = push::decide_tags(plan, &state.held, &index, &children, mutability)?;
-    let phase = Instant::now();
-    push::put_tags(registry, &decisions, &index, &children, console).await?;
-    phase_ms.insert("index", elapsed_ms(phase));
-    let arch_updates: HashMap<usize, _> = decisions
-        .arch
-        .iter()
-        .enumerate()
-        .filter_map(|(i, u)| u.clone().map(|u| (i, u)))
-        .collect();
-    let platforms = plan
-        .platforms
-        .iter()
-        .zip(images)
-        .enumerate()
-        .map(|(i, (p, image))| PlatformResult {
-            platform: p.platform.clone(),
-            image_id: image.config.digest.clone(),
-            image_size: None,
-            manifest_digest: image.manifest.digest.clone(),
-            content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
-            layers_uploaded: 0,
-            layers_reused: image.layers.len(),
-            bytes_uploaded: 0,
-            arch_tag: arch_updates.get(&i).map(|u| (u.tag.clone(), u.action)),
-            build_ms: 0,
-            push_ms: 0,
+            .zip(decisions.arch)
+            .map(|((p, image), arch)| PlatformResult {
+                platform: p.platform.clone(),
+                image_id: image.config.digest.clone(),
+                image_size: None,
+                manifest_digest: image.manifest.digest.clone(),
+                content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
+                layers_uploaded: 0,
+                layers_reused: image.layers.len(),
+                bytes_uploaded: 0,
+                arch_tag: arch.map(|u| (u.tag, u.action)),
+                build_ms: 0,
+                push_ms: 0,
+            })
+            .collect();
+        let repository_uri = self.registry.repository_uri();
+        Ok(Outcome {
+            tags: decisions
+                .index
+                .into_iter()
+                .map(|u| TagResult {
+                    reference: format!("{repository_uri}:{}", u.tag),
+                    source: u.source,
+                    action: u.action,
+                })
+                .collect(),
+            registry: self.registry.host().to_owned(),
+            console_url: super::ecr_console_url(
+                self.request,
+                self.proxy_host,
+                &index.document.digest,
+            ),
+            repository_uri,
+            repository_created: self.repository.created,
+            digest: index.document.digest,
+            media_type: index.document.media_type,
+            platforms,
+            skip: Some(report),
+            phase_ms,
         })
-        .collect();
-    Ok(Reused {
-        index,
-        decisions,
-        platforms,
-    })
+    }
 }

@@ -301,7 +301,9 @@ async fn the_action_runs_as_the_runner_runs_a_container_action() {
     // The QEMU check works from inside the action's container (no binfmt_misc there): the
     // testbed's host emulates arm64 already, so no installer runs.
     assert!(
-        stdout.contains("[qemu] the Engine already runs linux/arm64 (checked in "),
+        stdout.contains(
+            "[qemu] the Engine already runs linux/arm64 (checked by this machine's kernel in "
+        ),
         "{stdout}"
     );
     assert!(!stdout.contains("registering QEMU"), "{stdout}");

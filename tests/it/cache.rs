@@ -524,10 +524,11 @@ fn an_engine_that_already_runs_arm64_gets_no_qemu_installer() {
         .env("ECR_MULTIARCH_BINFMT_IMAGE", "testbase/no-such-installer:1")
         .run();
     result.assert_success();
+    // The Engine runs on this machine's kernel: asking the kernel is enough.
     assert!(
-        result
-            .stdout
-            .contains("[qemu] the Engine already runs linux/arm64 (checked in "),
+        result.stdout.contains(
+            "[qemu] the Engine already runs linux/arm64 (checked by this machine's kernel in "
+        ),
         "{}",
         result.stdout
     );
@@ -540,6 +541,39 @@ fn an_engine_that_already_runs_arm64_gets_no_qemu_installer() {
     let metadata = metadata(&result);
     let probe_ms = metadata["timings-ms"]["emulation"].as_u64().unwrap();
     eprintln!("the arm64 probe took {probe_ms} ms");
+}
+
+#[tokio::test]
+async fn the_qemu_check_tells_registered_platforms_from_missing_ones() {
+    use ecr_multiarch::kernel::{self, Runs};
+    // The testbed registers QEMU for arm64 only; the machine is amd64.
+    let engine = ecr_multiarch::engine::Engine::connect(Some(&testbed().engine.host))
+        .await
+        .unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    for (platform, runs) in [
+        ("linux/amd64", true),
+        ("linux/arm64", true),
+        ("linux/riscv64", false),
+    ] {
+        let parsed = platform.parse().unwrap();
+        let started = std::time::Instant::now();
+        let by_container = engine.runs_platform(&parsed).await.unwrap();
+        let container_ms = started.elapsed().as_millis();
+        let started = std::time::Instant::now();
+        let by_kernel = kernel::runs(&parsed, temp.path()).await;
+        eprintln!(
+            "{platform}: probe container {by_container:?} in {container_ms} ms, this kernel {by_kernel:?} in {} ms",
+            started.elapsed().as_millis()
+        );
+        assert_eq!(by_container, Some(runs), "{platform} by a probe container");
+        assert_eq!(
+            by_kernel,
+            if runs { Runs::Yes } else { Runs::No },
+            "{platform} by this kernel"
+        );
+    }
+    assert!(engine.shares_kernel(&kernel::release().unwrap()));
 }
 
 #[test]
