@@ -86,6 +86,13 @@ impl KnownLayers {
         self.by_key.entry(diff_id.to_owned()).or_insert(blob);
     }
 
+    /// Adds what `other` knows (the first blob recorded for a key stays).
+    pub fn merge(&mut self, other: KnownLayers) {
+        for (key, blob) in other.by_key {
+            self.by_key.entry(key).or_insert(blob);
+        }
+    }
+
     /// The blob for a `diff_id` or a blob digest.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Descriptor> {

@@ -237,18 +237,29 @@ impl Registry {
             let index: IndexJson = serde_json::from_slice(&top.bytes)
                 .map_err(malformed(format!("the index under `{tag}`")))?;
             annotations = index.annotations;
-            for entry in index.manifests {
-                // Attestation manifests (`unknown/unknown`) hold no image.
-                if entry.platform.as_ref().is_some_and(|p| p.os == "unknown") {
-                    continue;
-                }
-                let Some(child) = self.manifest(&entry.digest, log).await? else {
-                    continue;
-                };
-                if media_type::is_index(&child.media_type) {
-                    continue;
-                }
-                images.push(self.existing_image(child, log, &mut known).await?);
+            // The children at once: each is two requests (manifest, config) in a row.
+            let children = futures_util::future::try_join_all(
+                index
+                    .manifests
+                    .iter()
+                    // Attestation manifests (`unknown/unknown`) hold no image.
+                    .filter(|entry| entry.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+                    .map(|entry| async move {
+                        let Some(child) = self.manifest(&entry.digest, log).await? else {
+                            return Ok(None);
+                        };
+                        if media_type::is_index(&child.media_type) {
+                            return Ok(None);
+                        }
+                        let mut child_known = KnownLayers::default();
+                        let image = self.existing_image(child, log, &mut child_known).await?;
+                        Ok::<_, Error>(Some((image, child_known)))
+                    }),
+            )
+            .await?;
+            for (image, child_known) in children.into_iter().flatten() {
+                images.push(image);
+                known.merge(child_known);
             }
         } else {
             images.push(self.existing_image(top.clone(), log, &mut known).await?);
