@@ -652,8 +652,8 @@ impl Engine {
             }
             Err(error) if is_transport(&error) => {
                 return Err(self.call_failed(
-                    Some(platform),
-                    format!("looking up `{reference}`"),
+                    None,
+                    format!("looking up `{reference}` for `{platform}`"),
                     error,
                 ))
             }
@@ -669,8 +669,8 @@ impl Engine {
             .await
             .map_err(|source| {
                 self.call_failed(
-                    Some(platform),
-                    format!("resolving `{reference}` in its registry"),
+                    None,
+                    format!("resolving `{reference}` for `{platform}` in its registry"),
                     source,
                 )
             })?;
