@@ -226,6 +226,45 @@ impl BuildContext {
         self.entries.iter().map(|e| e.name.as_str())
     }
 
+    /// A digest of what the context sends, as BuildKit compares files for its cache: each
+    /// entry's path, kind, permission bits and content (a symlink's target), in order. Times
+    /// and owners are left out (every file is sent as root's, and BuildKit's file checksums
+    /// skip times too), so a fresh checkout of the same commit gives the same digest.
+    /// Reads every file: call it off the async threads.
+    pub fn content_digest(&self) -> Result<String, Error> {
+        use sha2::{Digest as _, Sha256};
+        use std::os::unix::fs::PermissionsExt as _;
+        let read_error = |path: &Path, source: io::Error| Error::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut hasher = Sha256::new();
+        for entry in &self.entries {
+            let metadata =
+                fs::symlink_metadata(&entry.source).map_err(|e| read_error(&entry.source, e))?;
+            let (kind, content) = if metadata.file_type().is_symlink() {
+                let target =
+                    fs::read_link(&entry.source).map_err(|e| read_error(&entry.source, e))?;
+                ("symlink", target.to_string_lossy().into_owned())
+            } else if metadata.is_dir() {
+                ("dir", String::new())
+            } else if metadata.is_file() {
+                let mut file_hasher = Sha256::new();
+                let mut file =
+                    fs::File::open(&entry.source).map_err(|e| read_error(&entry.source, e))?;
+                io::copy(&mut file, &mut file_hasher).map_err(|e| read_error(&entry.source, e))?;
+                ("file", format!("sha256:{:x}", file_hasher.finalize()))
+            } else {
+                // Not sent (see `write_tar`).
+                continue;
+            };
+            let mode = metadata.permissions().mode() & 0o7777;
+            // One line per entry, fields separated by NUL: no name can forge another entry.
+            hasher.update(format!("{}\0{kind}\0{mode:o}\0{content}\n", entry.name));
+        }
+        Ok(format!("sha256:{:x}", hasher.finalize()))
+    }
+
     /// Streams the context as a tar: a blocking task writes entries as it reads them into a
     /// small bounded channel, so memory stays at a few chunks whatever the context's size.
     /// A read error ends the stream with that error, which fails the build.
@@ -407,6 +446,40 @@ mod tests {
         std::os::unix::fs::symlink("../Dockerfile", root.join("sub/inside")).expect("link");
         let error = BuildContext::scan(root, &root.join("Dockerfile")).expect_err("escapes");
         assert!(error.to_string().contains("sub/escape"), "{error}");
+    }
+
+    #[test]
+    fn the_content_digest_follows_content_and_mode_not_times() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
+        fs::write(root.join("app.txt"), "one").expect("write");
+        fs::write(root.join("ignored.log"), "x").expect("write");
+        fs::write(root.join(".dockerignore"), "*.log\n").expect("write");
+        let digest = || {
+            BuildContext::scan(root, &root.join("Dockerfile"))
+                .expect("scan")
+                .content_digest()
+                .expect("digest")
+        };
+        let first = digest();
+        // A newer time (a fresh checkout) and an ignored file change nothing.
+        let file = fs::File::options()
+            .write(true)
+            .open(root.join("app.txt"))
+            .expect("open");
+        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_hours(1))
+            .expect("touch");
+        fs::write(root.join("ignored.log"), "changed").expect("write");
+        assert_eq!(digest(), first);
+        // One byte, or the executable bit, does.
+        fs::write(root.join("app.txt"), "onE").expect("write");
+        let changed = digest();
+        assert_ne!(changed, first);
+        fs::set_permissions(root.join("app.txt"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert_ne!(digest(), changed);
     }
 
     #[tokio::test]

@@ -12,9 +12,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 
+use bollard::auth::DockerCredentials;
 use bollard::models::{BuildInfoAux, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, LogsOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, ImportImageOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
@@ -153,6 +155,39 @@ pub struct BuiltImage {
     pub diff_ids: Vec<String>,
 }
 
+/// Credentials for one registry, which BuildKit asks the build's session for when it pulls
+/// from that registry (a base image, a cache import).
+#[derive(Clone)]
+pub struct RegistryLogin {
+    /// The registry host as references name it, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
+    pub host: String,
+    /// `AWS` for ECR.
+    pub username: String,
+    /// The registry token (a secret: never printed).
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryLogin")
+            .field("host", &self.host)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+impl RegistryLogin {
+    fn credentials(&self) -> DockerCredentials {
+        DockerCredentials {
+            username: Some(self.username.clone()),
+            password: Some(self.password.clone()),
+            serveraddress: Some(self.host.clone()),
+            ..DockerCredentials::default()
+        }
+    }
+}
+
 /// What a build sends besides the context.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
@@ -161,6 +196,12 @@ pub struct BuildSettings {
     network: Option<&'static str>,
     target: Option<String>,
     no_cache: bool,
+    /// Export BuildKit's inline cache into the image config (`BUILDKIT_INLINE_CACHE=1`).
+    inline_cache: bool,
+    /// Images each platform's build imports cache from, in order.
+    cache_from: HashMap<Platform, Vec<String>>,
+    /// Credentials for the registry pushed to, for pulls and cache imports from it.
+    registry_login: Option<RegistryLogin>,
 }
 
 impl BuildSettings {
@@ -176,7 +217,53 @@ impl BuildSettings {
             network: request.network.map(crate::inputs::NetworkMode::as_str),
             target: request.target.clone(),
             no_cache: request.no_cache,
+            inline_cache: request.repository_cache,
+            cache_from: HashMap::new(),
+            registry_login: None,
         }
+    }
+
+    /// The images each platform's build imports cache from (ignored with `no-cache`).
+    #[must_use]
+    pub fn with_cache_from(mut self, cache_from: HashMap<Platform, Vec<String>>) -> BuildSettings {
+        self.cache_from = cache_from;
+        self
+    }
+
+    /// Credentials the build's pulls and cache imports from `login.host` use.
+    #[must_use]
+    pub fn with_registry_login(mut self, login: RegistryLogin) -> BuildSettings {
+        self.registry_login = Some(login);
+        self
+    }
+}
+
+/// How the Engine resolves an image a Dockerfile names, for one platform: the way its BuildKit
+/// will, a local image of that platform first, else the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedImage {
+    /// The Engine holds the image for the platform: its id.
+    Local(String),
+    /// The registry's digest for the reference (an index's when it is multi-platform).
+    Registry(String),
+}
+
+impl ResolvedImage {
+    /// The id or digest.
+    #[must_use]
+    pub fn digest(&self) -> &str {
+        match self {
+            ResolvedImage::Local(id) | ResolvedImage::Registry(id) => id,
+        }
+    }
+}
+
+/// The registry host of an image reference, as the docker CLI splits it: a first path part
+/// with a `.` or `:`, or `localhost`; else Docker Hub.
+fn registry_host_of(reference: &str) -> &str {
+    match reference.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
     }
 }
 
@@ -273,6 +360,8 @@ pub struct Engine {
     store: ImageStore,
     /// The daemon's own platform, where `FROM --platform=$BUILDPLATFORM` stages run.
     build_platform: Platform,
+    /// The release of the kernel the daemon runs on (`docker info`'s `KernelVersion`).
+    kernel_version: String,
 }
 
 /// Progress of one BuildKit step, for numbering and the failure report.
@@ -333,6 +422,7 @@ impl Engine {
             .unwrap_or(Err(bollard::errors::Error::RequestTimeoutError))
             .map_err(connect)?;
         let store = ImageStore::from_driver_status(&info.driver_status.unwrap_or_default());
+        let kernel_version = info.kernel_version.unwrap_or_default();
         let server_version = version.version.unwrap_or_default();
         if let Some((problem, fix)) = unsupported(&server_version, store) {
             return Err(Error::Unsupported {
@@ -354,6 +444,7 @@ impl Engine {
             version: server_version,
             store,
             build_platform,
+            kernel_version,
         })
     }
 
@@ -371,6 +462,21 @@ impl Engine {
             "Docker Engine `{}` at `{}`, {}",
             self.version, self.address, self.store
         )
+    }
+
+    /// The Engine's own platform: `BUILDPLATFORM`, where `FROM --platform=$BUILDPLATFORM`
+    /// stages run.
+    #[must_use]
+    pub fn build_platform(&self) -> &Platform {
+        &self.build_platform
+    }
+
+    /// Whether the daemon runs on the kernel of release `release` on this machine: it is
+    /// reached through a unix socket and reports that kernel. Emulators registered in that
+    /// kernel then run in its build containers as in this process.
+    #[must_use]
+    pub fn shares_kernel(&self, release: &str) -> bool {
+        self.address.starts_with("unix://") && !release.is_empty() && self.kernel_version == release
     }
 
     /// An Engine API call failed: lost when the daemon is gone, an API error otherwise.
@@ -501,6 +607,154 @@ impl Engine {
         outcome
     }
 
+    /// Whether the Engine runs programs of `platform`: natively, or through an emulator the
+    /// host's kernel has registered. Runs a probe container (a few hundred bytes, loaded, not
+    /// pulled) of that platform whose program only exits 0; `None` when there is no probe for
+    /// the architecture. An exec format error, or any other failure to start or exit cleanly,
+    /// means no.
+    pub async fn runs_platform(&self, platform: &Platform) -> Result<Option<bool>, Error> {
+        let Some(archive) = crate::emulation_probe::image_archive(platform) else {
+            return Ok(None);
+        };
+        let archive = archive.map_err(|e| {
+            Error::UnexpectedAnswer(format!("writing the `{platform}` probe image: {e}"))
+        })?;
+        let api = |action: String| move |source| self.call_failed(None, action, source);
+        let mut load = self.docker.import_image(
+            ImportImageOptionsBuilder::new().quiet(true).build(),
+            bollard::body_full(archive.clone().into()),
+            None,
+        );
+        let mut loaded = None;
+        while let Some(info) = load
+            .try_next()
+            .await
+            .map_err(api(format!("loading the `{platform}` probe image")))?
+        {
+            if let Some(id) = info
+                .stream
+                .as_deref()
+                .and_then(|text| text.trim().strip_prefix("Loaded image ID: "))
+            {
+                loaded = Some(id.trim().to_owned());
+            }
+        }
+        let image = loaded
+            .or_else(|| crate::emulation_probe::classic_image_id(&archive))
+            .ok_or_else(|| {
+                Error::UnexpectedAnswer(format!(
+                    "the Engine loaded the `{platform}` probe image without naming it"
+                ))
+            })?;
+        let container = self
+            .docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::new()
+                        .platform(&platform.to_string())
+                        .build(),
+                ),
+                ContainerCreateBody {
+                    image: Some(image),
+                    host_config: Some(HostConfig {
+                        network_mode: Some("none".to_owned()),
+                        ..HostConfig::default()
+                    }),
+                    ..ContainerCreateBody::default()
+                },
+            )
+            .await
+            .map_err(api(format!("creating the `{platform}` probe container")))?
+            .id;
+        let outcome = async {
+            match self.docker.start_container(&container, None).await {
+                Ok(()) => {}
+                // `exec format error`: nothing runs this platform's programs.
+                Err(error) if !is_transport(&error) => return Ok(false),
+                Err(error) => {
+                    return Err(self.call_failed(
+                        None,
+                        format!("starting the `{platform}` probe container"),
+                        error,
+                    ))
+                }
+            }
+            let waited = self
+                .docker
+                .wait_container(&container, None)
+                .try_collect::<Vec<_>>()
+                .await;
+            match waited {
+                Ok(answers) => Ok(answers.iter().all(|a| a.status_code == 0)),
+                Err(bollard::errors::Error::DockerContainerWaitError { .. }) => Ok(false),
+                Err(error) => Err(self.call_failed(
+                    None,
+                    format!("waiting for the `{platform}` probe container"),
+                    error,
+                )),
+            }
+        }
+        .await;
+        let _ = self
+            .docker
+            .remove_container(
+                &container,
+                Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+            )
+            .await;
+        outcome.map(Some)
+    }
+
+    /// Resolves an image a Dockerfile names for `platform` the way BuildKit on this Engine
+    /// will: the local image when the Engine holds that reference for the platform (BuildKit
+    /// on the docker driver prefers it), else the registry's digest through the Engine
+    /// (`GET /distribution/{name}/json`), with `login` when the image is in its registry.
+    pub async fn resolve_image(
+        &self,
+        reference: &str,
+        platform: &Platform,
+        login: Option<&RegistryLogin>,
+    ) -> Result<ResolvedImage, Error> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => {
+                let matches = platform.is_satisfied_by(
+                    image.os.as_deref().unwrap_or_default(),
+                    image.architecture.as_deref().unwrap_or_default(),
+                    image.variant.as_deref(),
+                );
+                if let (true, Some(id)) = (matches, image.id) {
+                    return Ok(ResolvedImage::Local(id));
+                }
+            }
+            Err(error) if is_transport(&error) => {
+                return Err(self.call_failed(
+                    None,
+                    format!("looking up `{reference}` for `{platform}`"),
+                    error,
+                ))
+            }
+            // Not here (404), or not a reference this Engine takes: ask the registry.
+            Err(_) => {}
+        }
+        let credentials = login
+            .filter(|login| registry_host_of(reference) == login.host)
+            .map(RegistryLogin::credentials);
+        let distribution = self
+            .docker
+            .inspect_registry_image(reference, credentials)
+            .await
+            .map_err(|source| {
+                self.call_failed(
+                    None,
+                    format!("resolving `{reference}` for `{platform}` in its registry"),
+                    source,
+                )
+            })?;
+        Ok(ResolvedImage::Registry(
+            distribution.descriptor.digest.unwrap_or_default(),
+        ))
+    }
+
     /// Builds the context for one platform with BuildKit, streaming progress to the console
     /// under the platform's name. Reads the stream to its end: any error fails the build.
     pub async fn build(
@@ -561,7 +815,15 @@ impl Engine {
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let session = uuid::Uuid::new_v4().to_string();
-        let build_args = platform_build_args(platform, &self.build_platform, &settings.build_args);
+        let mut build_args =
+            platform_build_args(platform, &self.build_platform, &settings.build_args);
+        if settings.inline_cache {
+            // BuildKit writes its cache records for the image's layers into the image config
+            // (`moby.buildkit.cache.v0`); a later build imports them from the pushed image.
+            build_args
+                .entry("BUILDKIT_INLINE_CACHE".to_owned())
+                .or_insert_with(|| "1".to_owned());
+        }
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&context.dockerfile)
             .platform(&group)
@@ -577,8 +839,22 @@ impl Engine {
         if let Some(target) = &settings.target {
             options = options.target(target);
         }
+        if let Some(cache_from) = settings.cache_from.get(platform).filter(|c| !c.is_empty()) {
+            if !settings.no_cache {
+                options = options.cachefrom(cache_from);
+            }
+        }
+        // With a BuildKit session, bollard serves these to BuildKit through the session's auth
+        // service (what the docker CLI does from its config file); the classic builder would
+        // read them from `X-Registry-Config`.
+        let credentials = settings
+            .registry_login
+            .as_ref()
+            .map(|login| HashMap::from([(login.host.clone(), login.credentials())]));
         let body = bollard::body_try_stream(ReceiverStream::new(context.tar_stream()));
-        let mut stream = self.docker.build_image(options.build(), None, Some(body));
+        let mut stream = self
+            .docker
+            .build_image(options.build(), credentials, Some(body));
 
         let mut steps: HashMap<String, Step> = HashMap::new();
         let mut failed_step: Option<String> = None;

@@ -42,6 +42,12 @@ pub mod names {
     pub const NETWORK: &str = "network";
     /// Build without cache.
     pub const NO_CACHE: &str = "no-cache";
+    /// Inline cache in every image, imported from the repository's own image.
+    pub const REPOSITORY_CACHE: &str = "repository-cache";
+    /// More images to import build cache from.
+    pub const CACHE_FROM: &str = "cache-from";
+    /// Build nothing when the repository already holds an image of the same inputs.
+    pub const SKIP_UNCHANGED: &str = "skip-unchanged";
     /// Region of the registry.
     pub const AWS_REGION: &str = "aws-region";
     /// Account id of the registry.
@@ -83,6 +89,9 @@ pub mod names {
         LABELS,
         NETWORK,
         NO_CACHE,
+        REPOSITORY_CACHE,
+        CACHE_FROM,
+        SKIP_UNCHANGED,
         AWS_REGION,
         REGISTRY_ID,
         REGISTRY,
@@ -141,6 +150,19 @@ pub struct Args {
     /// Build without cache: `true` or `false` [default: false]
     #[arg(long = "no-cache", env = "INPUT_NO-CACHE")]
     pub no_cache: Option<String>,
+    /// Put BuildKit's inline cache in every image and import it from the image the repository
+    /// holds under the first tag: `true` or `false` [default: true]
+    #[arg(long = "repository-cache", env = "INPUT_REPOSITORY-CACHE")]
+    pub repository_cache: Option<String>,
+    /// More images to import build cache from, comma- or newline-separated references such as
+    /// `<registry>/<repository>:builder-cache` (built with inline cache)
+    #[arg(long = "cache-from", env = "INPUT_CACHE-FROM")]
+    pub cache_from: Option<String>,
+    /// Build nothing when the image under the first tag was built from the same inputs (context,
+    /// Dockerfile, build args, target, labels, platforms, base images): `true` or `false`
+    /// [default: false]
+    #[arg(long = "skip-unchanged", env = "INPUT_SKIP-UNCHANGED")]
+    pub skip_unchanged: Option<String>,
     /// Region of the registry [default: `AWS_REGION`, then `AWS_DEFAULT_REGION`]
     #[arg(long = "aws-region", env = "INPUT_AWS-REGION")]
     pub aws_region: Option<String>,
@@ -406,6 +428,13 @@ pub struct Request {
     pub network: Option<NetworkMode>,
     /// Build without cache.
     pub no_cache: bool,
+    /// Put BuildKit's inline cache in every image and import the cache of the image the
+    /// repository holds under the first tag.
+    pub repository_cache: bool,
+    /// More image references to import build cache from (`cache-from`).
+    pub cache_from: Vec<String>,
+    /// Build nothing when the image under the first tag records this run's build digest.
+    pub skip_unchanged: bool,
     /// Region of the registry.
     pub aws_region: String,
     /// Account id of the registry.
@@ -474,6 +503,118 @@ fn boolean(input: &'static str, value: Option<&String>, default: bool) -> Result
             format!("`{other}` is not a boolean: use `true` or `false`"),
         )),
     }
+}
+
+/// An image reference as the distribution spec and the docker CLI write it:
+/// `[host[:port]/]path[:tag][@sha256:<hex>]`, path components lowercase letters and digits
+/// joined by `.`, `_`, `__` or runs of `-`.
+fn is_image_reference(reference: &str) -> bool {
+    let (name_and_tag, digest) = match reference.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (reference, None),
+    };
+    if let Some(digest) = digest {
+        let hex_ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        });
+        if !hex_ok {
+            return false;
+        }
+    }
+    // A `:` after the last `/` starts the tag; one before it belongs to the host's port.
+    let (name, tag) = match name_and_tag.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (name_and_tag, None),
+    };
+    if tag.is_some_and(|tag| !is_tag(tag)) {
+        return false;
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    let first = components[0];
+    if components.len() > 1
+        && (first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        if registry(Some(&first.to_owned())).is_err() {
+            return false;
+        }
+        components.remove(0);
+    }
+    let component_ok = |c: &str| {
+        let bytes = c.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes.iter().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+            })
+            && !c.contains("..")
+            && !c.contains("___")
+            && !c.contains("._")
+            && !c.contains("_.")
+    };
+    !components.is_empty() && components.iter().all(|c| component_ok(c))
+}
+
+/// `cache-from`: image references, or build-push-action's `type=registry,ref=<reference>`
+/// (the only cache source the Engine API's build takes: BuildKit imports registry images).
+fn cache_from(value: Option<&String>) -> Result<Vec<String>, InputError> {
+    let mut references: Vec<String> = Vec::new();
+    // Commas separate items, except inside the `type=...,ref=...` form: split on newlines,
+    // then on commas only where the line is not that form.
+    for line in given(value).unwrap_or("").lines().map(str::trim) {
+        let items: Vec<&str> = if line.starts_with("type=") {
+            vec![line]
+        } else {
+            list(line).collect()
+        };
+        for item in items.into_iter().filter(|i| !i.is_empty()) {
+            let reference = if item.starts_with("type=") {
+                let attributes: BTreeMap<&str, &str> = item
+                    .split(',')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .collect();
+                match (attributes.get("type"), attributes.get("ref")) {
+                    (Some(&"registry"), Some(reference)) => *reference,
+                    (Some(&"registry"), None) => {
+                        return Err(InputError::new(
+                            names::CACHE_FROM,
+                            format!("`{item}` names no image: give `type=registry,ref=<reference>` or the reference alone"),
+                        ))
+                    }
+                    (kind, _) => {
+                        return Err(InputError::new(
+                            names::CACHE_FROM,
+                            format!(
+                                "`{item}`: cache type `{}` is not available: the Docker Engine's build imports cache from registry images only, so give image references (e.g. `<registry>/<repository>:builder-cache`)",
+                                kind.unwrap_or(&"")
+                            ),
+                        ))
+                    }
+                }
+            } else {
+                item
+            };
+            if !is_image_reference(reference) {
+                return Err(InputError::new(
+                    names::CACHE_FROM,
+                    format!("`{reference}` is not an image reference: use `[registry/]repository[:tag][@sha256:...]`, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api:builder-cache`"),
+                ));
+            }
+            if references.iter().any(|r| r == reference) {
+                return Err(InputError::new(
+                    names::CACHE_FROM,
+                    format!("`{reference}` is listed twice"),
+                ));
+            }
+            references.push(reference.to_owned());
+        }
+    }
+    Ok(references)
 }
 
 /// ECR's repository name rule: lowercase path components separated by `/`, each made of
@@ -1229,6 +1370,19 @@ impl TryFrom<Args> for Request {
         let labels = key_values(names::LABELS, args.labels.as_ref())?;
         let network = network(args.network.as_ref())?;
         let no_cache = boolean(names::NO_CACHE, args.no_cache.as_ref(), false)?;
+        let repository_cache = boolean(
+            names::REPOSITORY_CACHE,
+            args.repository_cache.as_ref(),
+            true,
+        )?;
+        let cache_from = cache_from(args.cache_from.as_ref())?;
+        let skip_unchanged = boolean(names::SKIP_UNCHANGED, args.skip_unchanged.as_ref(), false)?;
+        if skip_unchanged && no_cache {
+            return Err(InputError::new(
+                names::SKIP_UNCHANGED,
+                "`skip-unchanged` reuses an image built from the same inputs, and `no-cache` asks to build everything again: set one of them, not both",
+            ));
+        }
         let aws_region = aws_region(&args)?;
         let registry_id = registry_id(args.registry_id.as_ref())?;
         let registry = registry(args.registry.as_ref())?;
@@ -1298,6 +1452,12 @@ impl TryFrom<Args> for Request {
                 }
             }
         }
+        if skip_unchanged && platform_only {
+            return Err(InputError::new(
+                names::SKIP_UNCHANGED,
+                "a `platform-only` run pushes no index to compare with: skipping needs the index under the first tag, which only a one-job or a `merge` run puts there",
+            ));
+        }
         if platform_only && given(args.merge.as_ref()).is_some() {
             return Err(InputError::new(
                 names::MERGE,
@@ -1346,6 +1506,9 @@ impl TryFrom<Args> for Request {
             labels,
             network,
             no_cache,
+            repository_cache,
+            cache_from,
+            skip_unchanged,
             aws_region,
             registry_id,
             registry,
@@ -1469,6 +1632,14 @@ mod tests {
     #[case::bad_target(Args { target: Some("1stage".into()), ..args() }, "target")]
     #[case::bad_network(Args { network: Some("bridge0".into()), ..args() }, "network")]
     #[case::bad_boolean(Args { no_cache: Some("yes".into()), ..args() }, "no-cache")]
+    #[case::bad_repository_cache(Args { repository_cache: Some("off".into()), ..args() }, "repository-cache")]
+    #[case::bad_skip_unchanged(Args { skip_unchanged: Some("1".into()), ..args() }, "skip-unchanged")]
+    #[case::skip_unchanged_with_no_cache(Args { skip_unchanged: Some("true".into()), no_cache: Some("true".into()), ..args() }, "skip-unchanged")]
+    #[case::cache_from_not_a_reference(Args { cache_from: Some("Team/API:x".into()), ..args() }, "cache-from")]
+    #[case::cache_from_local(Args { cache_from: Some("type=local,src=/tmp/cache".into()), ..args() }, "cache-from")]
+    #[case::cache_from_gha(Args { cache_from: Some("type=gha".into()), ..args() }, "cache-from")]
+    #[case::cache_from_registry_without_ref(Args { cache_from: Some("type=registry,mode=max".into()), ..args() }, "cache-from")]
+    #[case::cache_from_short_digest(Args { cache_from: Some("team/api@sha256:abc".into()), ..args() }, "cache-from")]
     #[case::no_region(Args { aws_region: None, ..args() }, "aws-region")]
     #[case::bad_region(Args { aws_region: Some("useast1".into()), ..args() }, "aws-region")]
     #[case::bad_registry_id(Args { registry_id: Some("1234".into()), ..args() }, "registry-id")]
@@ -1483,6 +1654,7 @@ mod tests {
     #[case::missing_file(Args { file: Some("/nonexistent/Dockerfile".into()), ..args() }, "file")]
     #[case::platform_only_yes(Args { platform_only: Some("yes".into()), ..args() }, "platform-only")]
     #[case::arch_tags_in_platform_only(Args { platform_only: Some("true".into()), arch_tags: Some("true".into()), ..args() }, "arch-tags")]
+    #[case::skip_unchanged_in_platform_only(Args { platform_only: Some("true".into()), skip_unchanged: Some("true".into()), ..args() }, "skip-unchanged")]
     #[case::merge_and_platform_only(Args { platform_only: Some("true".into()), merge: Some("sha256:".to_owned() + &"a".repeat(64)), ..args() }, "merge")]
     #[case::merge_missing_folder(Args { merge: Some("/nonexistent/results".into()), ..args() }, "merge")]
     #[case::merge_short_digest(Args { merge: Some("team/api@sha256:abc".into()), ..args() }, "merge")]
@@ -1632,6 +1804,37 @@ mod tests {
         let error = mutability(mode, filters).expect_err("invalid");
         assert_eq!(error.input, names::IMAGE_TAG_MUTABILITY_EXCLUSION_FILTERS);
         assert!(error.message.contains(message), "{error}");
+    }
+
+    #[test]
+    fn the_cache_is_on_and_skipping_off_by_default() {
+        let request = Request::try_from(args()).expect("valid");
+        assert!(request.repository_cache);
+        assert!(!request.skip_unchanged);
+        assert!(request.cache_from.is_empty());
+    }
+
+    #[test]
+    fn cache_from_takes_references_and_the_registry_form() {
+        let request = Request::try_from(Args {
+            cache_from: Some(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api:builder-cache, team/base\n\
+                 type=registry,ref=127.0.0.1:5000/it/cache:x\n\
+                 localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n"
+                    .into(),
+            ),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(
+            request.cache_from,
+            vec![
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/api:builder-cache",
+                "team/base",
+                "127.0.0.1:5000/it/cache:x",
+                "localhost:5000/a/b@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ]
+        );
     }
 
     #[rstest]

@@ -44,10 +44,11 @@ pub mod names {
 pub struct PlatformResult {
     /// The platform.
     pub platform: Platform,
-    /// Image id in the daemon.
+    /// Image id in the daemon (for a skipped build: its config digest, the id on the classic
+    /// image store).
     pub image_id: String,
-    /// Uncompressed size in the daemon, bytes.
-    pub image_size: i64,
+    /// Uncompressed size in the daemon, bytes; `None` when nothing was built.
+    pub image_size: Option<i64>,
     /// Manifest digest the index points at.
     pub manifest_digest: String,
     /// Compressed size in the registry (config and layers), bytes.
@@ -108,6 +109,19 @@ pub struct TagResult {
     pub action: TagAction,
 }
 
+/// What `skip-unchanged` found and decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkipReport {
+    /// Nothing was built: the image under the first tag records this run's build digest.
+    pub skipped: bool,
+    /// Why it was skipped or built, in a sentence.
+    pub reason: String,
+    /// This run's build digest; `None` when an input could not be resolved.
+    pub build_digest: Option<String>,
+    /// Per platform, each image the build pulls and what it resolved to.
+    pub base_images: BTreeMap<String, BTreeMap<String, String>>,
+}
+
 /// Everything a successful run pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -130,6 +144,8 @@ pub struct Outcome {
     pub platforms: Vec<PlatformResult>,
     /// The image in the ECR console, when the registry is ECR's (account known).
     pub console_url: Option<String>,
+    /// What `skip-unchanged` decided; `None` when it is off.
+    pub skip: Option<SkipReport>,
     /// Time per phase, ms: `ensure_repository`, `index`, `total`.
     pub phase_ms: BTreeMap<&'static str, u128>,
 }
@@ -225,6 +241,15 @@ impl Outcome {
         timings.insert("build".to_owned(), per_platform(|p| p.build_ms));
         timings.insert("push".to_owned(), per_platform(|p| p.push_ms));
         let index = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+        let build = match &self.skip {
+            Some(skip) => json!({
+                "skipped": skip.skipped,
+                "reason": skip.reason,
+                "build-digest": skip.build_digest,
+                "base-images": skip.base_images,
+            }),
+            None => json!({ "skipped": false, "reason": null, "build-digest": null }),
+        };
         json!({
             "kind": self.kind.as_str(),
             "result-file": match &self.kind {
@@ -251,6 +276,7 @@ impl Outcome {
             "console-url": self.console_url,
             "repository-created": self.repository_created,
             "platforms": platforms,
+            "build": build,
             "timings-ms": timings,
         })
     }
@@ -331,6 +357,18 @@ impl Outcome {
             "### ecr-multiarch: `{}`{heading_note}\n\n",
             self.repository_uri
         );
+        if let Some(skip) = &self.skip {
+            let _ = write!(
+                md,
+                "{}: {}\n\n",
+                if skip.skipped {
+                    "**Build skipped**"
+                } else {
+                    "**Built**"
+                },
+                skip.reason
+            );
+        }
         md.push_str(
             "| Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |\n\
              |---|---|---:|---:|---:|---:|---:|\n",
@@ -427,7 +465,7 @@ mod tests {
             platforms: vec![PlatformResult {
                 platform: "linux/arm64".parse().expect("valid"),
                 image_id: "sha256:2222".into(),
-                image_size: 4_400_000,
+                image_size: Some(4_400_000),
                 manifest_digest: "sha256:3333".into(),
                 content_size: 1_234_567,
                 layers_uploaded: 1,
@@ -440,6 +478,7 @@ mod tests {
                 source: None,
             }],
             console_url: None,
+            skip: None,
             phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
                 .into_iter()
                 .collect(),
@@ -455,6 +494,26 @@ mod tests {
         assert_eq!(metadata["timings-ms"]["build"]["linux/arm64"], 12_345);
         assert_eq!(metadata["image-uri"], "127.0.0.1:5000/team/api@sha256:1111");
         assert_eq!(outputs[5].1, r#"{"linux/arm64":"sha256:3333"}"#);
+        assert_eq!(metadata["build"]["skipped"], false);
+    }
+
+    #[test]
+    fn a_skipped_build_says_so_and_why() {
+        let mut skipped = outcome();
+        skipped.platforms[0].image_size = None;
+        skipped.skip = Some(SkipReport {
+            skipped: true,
+            reason: "the image under `latest` was built from the same inputs".into(),
+            build_digest: Some("sha256:4444".into()),
+            base_images: BTreeMap::new(),
+        });
+        let metadata = skipped.metadata();
+        assert_eq!(metadata["build"]["skipped"], true);
+        assert_eq!(metadata["build"]["build-digest"], "sha256:4444");
+        assert!(metadata["platforms"]["linux/arm64"]["image-size"].is_null());
+        assert!(skipped.summary_markdown().contains(
+            "**Build skipped**: the image under `latest` was built from the same inputs\n"
+        ));
     }
 
     #[test]

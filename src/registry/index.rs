@@ -1,8 +1,11 @@
 //! The multi-arch index over the platform images: a Docker manifest list when every child is a
 //! Docker manifest (what `docker manifest` and buildx's docker exporter write), an OCI index
-//! otherwise. The same children in the same order give the same bytes, so a re-run computes
-//! the digest the tags already hold.
+//! otherwise, and always when it carries annotations (the Docker manifest list has none in its
+//! spec). The same children in the same order give the same bytes, so a re-run computes the
+//! digest the tags already hold.
 //! Spec: <https://github.com/opencontainers/image-spec/blob/main/image-index.md>.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -50,6 +53,8 @@ struct IndexJson<'a> {
     schema_version: u32,
     media_type: &'a str,
     manifests: Vec<EntryJson<'a>>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: &'a BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -73,9 +78,19 @@ impl Index {
     /// The index over `children`, in their order.
     #[must_use]
     pub fn new(children: Vec<IndexChild>) -> Index {
-        let media_type = if children
-            .iter()
-            .all(|c| c.media_type == media_type::DOCKER_MANIFEST)
+        Index::with_annotations(children, &BTreeMap::new())
+    }
+
+    /// The index over `children` with `annotations` (an OCI index when there are any).
+    #[must_use]
+    pub fn with_annotations(
+        children: Vec<IndexChild>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Index {
+        let media_type = if annotations.is_empty()
+            && children
+                .iter()
+                .all(|c| c.media_type == media_type::DOCKER_MANIFEST)
         {
             media_type::DOCKER_MANIFEST_LIST
         } else {
@@ -97,6 +112,7 @@ impl Index {
                     },
                 })
                 .collect(),
+            annotations,
         };
         let bytes = serde_json::to_vec(&json).unwrap_or_default();
         Index {
@@ -131,6 +147,26 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&index.document.bytes).expect("json");
         assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
         assert!(json["manifests"][0]["platform"].get("variant").is_none());
+    }
+
+    #[test]
+    fn annotations_make_an_oci_index_that_carries_them() {
+        let children = vec![
+            child("linux/amd64", media_type::DOCKER_MANIFEST),
+            child("linux/arm64", media_type::DOCKER_MANIFEST),
+        ];
+        let annotations = BTreeMap::from([("a.b".to_owned(), "c".to_owned())]);
+        let index = Index::with_annotations(children.clone(), &annotations);
+        assert_eq!(index.document.media_type, media_type::OCI_INDEX);
+        let json: serde_json::Value = serde_json::from_slice(&index.document.bytes).expect("json");
+        assert_eq!(json["annotations"]["a.b"], "c");
+        assert_eq!(
+            json["manifests"][0]["mediaType"],
+            media_type::DOCKER_MANIFEST
+        );
+        let plain = Index::new(children);
+        let json: serde_json::Value = serde_json::from_slice(&plain.document.bytes).expect("json");
+        assert!(json.get("annotations").is_none());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! first tag with their configs, from which we learn which blob holds which layer (`diff_id`),
 //! so that a rebuilt layer is referenced instead of compressed and uploaded again.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
@@ -18,6 +20,8 @@ pub struct ExistingImage {
     pub manifest: ManifestDocument,
     /// Its config blob.
     pub config: Descriptor,
+    /// The config's bytes (a few kB).
+    pub config_bytes: bytes::Bytes,
     /// Its layer blobs.
     pub layers: Vec<Descriptor>,
     /// The platform its config names.
@@ -29,6 +33,10 @@ pub struct ExistingImage {
 pub struct RepositoryImages {
     /// The digest the tag holds; `None` when it does not exist.
     pub digest: Option<String>,
+    /// The document the tag holds, as stored (an index, or one image manifest).
+    pub document: Option<ManifestDocument>,
+    /// The annotations of that index (none for an image manifest).
+    pub annotations: BTreeMap<String, String>,
     /// Its image manifests: the children of an index (attestations left out), or the one image.
     pub images: Vec<ExistingImage>,
     /// Every layer blob of those images, by `diff_id` and by digest.
@@ -56,6 +64,8 @@ struct ImageManifestJson {
 #[derive(Deserialize)]
 struct IndexJson {
     manifests: Vec<IndexEntryJson>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +213,7 @@ impl Registry {
                 variant: config.variant.filter(|v| !v.is_empty()),
             },
             config: parsed.config,
+            config_bytes: config_bytes.into(),
             layers: parsed.layers,
             manifest,
         })
@@ -220,40 +231,61 @@ impl Registry {
         };
         let mut known = KnownLayers::default();
         let mut images = Vec::new();
+        let mut annotations = BTreeMap::new();
         let digest = top.digest.clone();
         // What is learnt here only saves uploads: a document we cannot read as an image (an
         // artifact, another tool's format) is passed over, not a failure. The registry failing
         // to answer is one.
-        let mut keep = |image: Result<ExistingImage, Error>| match image {
-            Ok(image) => {
-                images.push(image);
-                Ok(())
-            }
-            Err(Error::Malformed { .. }) => Ok(()),
+        let readable = |image: Result<(ExistingImage, KnownLayers), Error>| match image {
+            Ok(read) => Ok(Some(read)),
+            Err(Error::Malformed { .. }) => Ok(None),
             Err(other) => Err(other),
         };
         if media_type::is_index(&top.media_type) {
-            let entries = serde_json::from_slice::<IndexJson>(&top.bytes)
-                .map(|index| index.manifests)
+            let index = serde_json::from_slice::<IndexJson>(&top.bytes).ok();
+            let entries = index
+                .as_ref()
+                .map(|i| i.manifests.as_slice())
                 .unwrap_or_default();
-            for entry in entries {
-                // Attestation manifests (`unknown/unknown`) hold no image.
-                if entry.platform.as_ref().is_some_and(|p| p.os == "unknown") {
-                    continue;
-                }
-                let Some(child) = self.manifest(&entry.digest, log).await? else {
-                    continue;
-                };
-                if media_type::is_index(&child.media_type) {
-                    continue;
-                }
-                keep(self.existing_image(child, log, &mut known).await)?;
+            annotations = index
+                .as_ref()
+                .map(|i| i.annotations.clone())
+                .unwrap_or_default();
+            // The children at once: each is two requests (manifest, config) in a row.
+            let children = futures_util::future::try_join_all(
+                entries
+                    .iter()
+                    // Attestation manifests (`unknown/unknown`) hold no image.
+                    .filter(|entry| entry.platform.as_ref().is_none_or(|p| p.os != "unknown"))
+                    .map(|entry| async move {
+                        let Some(child) = self.manifest(&entry.digest, log).await? else {
+                            return Ok(None);
+                        };
+                        if media_type::is_index(&child.media_type) {
+                            return Ok(None);
+                        }
+                        let mut child_known = KnownLayers::default();
+                        let image = self.existing_image(child, log, &mut child_known).await;
+                        readable(image.map(|image| (image, child_known)))
+                    }),
+            )
+            .await?;
+            for (image, child_known) in children.into_iter().flatten() {
+                images.push(image);
+                known.merge(child_known);
             }
         } else {
-            keep(self.existing_image(top, log, &mut known).await)?;
+            let mut top_known = KnownLayers::default();
+            let image = self.existing_image(top.clone(), log, &mut top_known).await;
+            if let Some((image, top_known)) = readable(image.map(|image| (image, top_known)))? {
+                images.push(image);
+                known.merge(top_known);
+            }
         }
         Ok(RepositoryImages {
             digest: Some(digest),
+            document: Some(top),
+            annotations,
             images,
             known,
         })

@@ -3,7 +3,7 @@
 //! (the repository's own copy when it already holds it, else the Engine's export with its
 //! layers compressed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Instant;
 
@@ -20,9 +20,14 @@ use crate::plan::Plan;
 use crate::platform::{Platform, PlatformMismatch};
 use crate::registry::RepositoryImages;
 
-/// Registers QEMU on each Engine for the platforms its CPU cannot run, like setup-qemu-action
-/// would. A failure only warns (the runner may already emulate them), unless the Engine
-/// itself is gone.
+/// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would,
+/// unless the Engine already runs them. Whether it does is asked of the kernel: when the Engine
+/// runs on this machine's kernel, by running a probe program of the platform here (emulators
+/// are the kernel's, a few milliseconds); otherwise, or when that cannot tell, by a probe
+/// container through the Engine (a few hundred bytes, loaded, never pulled). The installer
+/// would pull its image and start a privileged container. A failure only warns (the runner may
+/// already emulate them), unless the Engine itself is gone. Each Engine (`engines`) for its own
+/// platforms.
 pub async fn register_emulators(
     request: &Request,
     engines: &Engines,
@@ -53,8 +58,79 @@ async fn register_emulators_on(
     if several {
         console.group_line("qemu", &format!("on {}", engine.describe()));
     }
+    let foreign_platforms: Vec<&Platform> = platforms
+        .iter()
+        .filter(|p| foreign.contains(&p.architecture))
+        .collect();
+    let same_kernel = crate::kernel::release().is_some_and(|r| engine.shares_kernel(&r));
+    let temp_root = std::env::temp_dir();
+    let checks = join_all(foreign_platforms.iter().map(|platform| {
+        let temp_root = &temp_root;
+        async move {
+            if same_kernel {
+                match crate::kernel::runs(platform, temp_root).await {
+                    crate::kernel::Runs::Yes => return (Ok(Some(true)), "this machine's kernel"),
+                    crate::kernel::Runs::No => return (Ok(Some(false)), "this machine's kernel"),
+                    crate::kernel::Runs::Unknown => {}
+                }
+            }
+            (engine.runs_platform(platform).await, "a probe container")
+        }
+    }))
+    .await;
+    let mut missing: Vec<String> = Vec::new();
+    let mut checked_by = Vec::new();
+    for (platform, (probe, how)) in foreign_platforms.iter().zip(checks) {
+        let runs = match probe {
+            Ok(Some(runs)) => runs,
+            Ok(None) => false,
+            Err(error @ engine::Error::Lost { .. }) => {
+                return Err(anyhow::Error::new(error).context("nothing was built or pushed"))
+            }
+            Err(error) => {
+                console.group_line(
+                    "qemu",
+                    &format!(
+                        "could not tell whether the Engine runs `{platform}`: {}",
+                        crate::error_chain(&error)
+                    ),
+                );
+                false
+            }
+        };
+        if !checked_by.contains(&how) {
+            checked_by.push(how);
+        }
+        if !runs {
+            console.group_line(
+                "qemu",
+                &format!("the Engine does not run `{platform}` yet (checked by {how})"),
+            );
+            if !missing.contains(&platform.architecture) {
+                missing.push(platform.architecture.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        console.group_line(
+            "qemu",
+            &format!(
+                "the Engine already runs {} (checked by {} in {} ms): no QEMU installer needed",
+                foreign_platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                checked_by.join(" and "),
+                elapsed_ms(phase)
+            ),
+        );
+        console.end_group();
+        *phase_ms.entry("emulation").or_default() += elapsed_ms(phase);
+        return Ok(());
+    }
     if let Err(error) = engine
-        .register_emulators(&foreign, &request.binfmt_image, console)
+        .register_emulators(&missing, &request.binfmt_image, console)
         .await
     {
         // A daemon that died here cannot build either: that is the failure to report.
@@ -64,34 +140,71 @@ async fn register_emulators_on(
         console.warning(&format!(
             "{:#} (builds for {} need QEMU registered on the runner)",
             anyhow::Error::new(error),
-            foreign.join(", ")
+            missing.join(", ")
         ));
     }
     *phase_ms.entry("emulation").or_default() += elapsed_ms(phase);
     Ok(())
 }
 
+/// The images each platform's build imports cache from: the same platform's image under the
+/// first tag (by digest: an index would make BuildKit read every platform's cache), when
+/// `repository-cache` is on, then `cache-from`. Each source is logged in its platform's group.
+pub fn cache_sources(
+    request: &Request,
+    plan: &Plan,
+    existing: &RepositoryImages,
+    repository_uri: &str,
+    console: &Console,
+) -> HashMap<Platform, Vec<String>> {
+    if request.no_cache {
+        return HashMap::new();
+    }
+    let first_tag = &plan.index_tags[0].tag;
+    plan.platforms
+        .iter()
+        .map(|p| {
+            let mut sources = Vec::new();
+            let own = existing.images.iter().find(|image| {
+                let found = &image.platform;
+                p.platform
+                    .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
+            });
+            if let (true, Some(image)) = (request.repository_cache, own) {
+                let reference = format!("{repository_uri}@{}", image.manifest.digest);
+                console.group_line(
+                    &p.platform.to_string(),
+                    &format!("build cache from {reference} (the image under `{first_tag}`)"),
+                );
+                sources.push(reference);
+            }
+            for reference in &request.cache_from {
+                console.group_line(
+                    &p.platform.to_string(),
+                    &format!("build cache from {reference}"),
+                );
+                sources.push(reference.clone());
+            }
+            (p.platform.clone(), sources)
+        })
+        .collect()
+}
+
 /// Builds every platform concurrently, each with its build time; fails, with the first
 /// platform's error, unless all of them built, so that a failing platform moves no tag at all.
 pub async fn build_all(
     request: &Request,
+    settings: &BuildSettings,
     plan: &Plan,
     engines: &Engines,
     context: &BuildContext,
     console: &Console,
 ) -> anyhow::Result<Vec<(BuiltImage, u128)>> {
-    let settings = BuildSettings::new(request, &plan.labels);
     let builds = join_all(plan.platforms.iter().map(|p| async {
         let start = Instant::now();
         let built = engines
             .for_platform(&p.platform)
-            .build(
-                &p.platform,
-                context,
-                &request.dockerfile,
-                &settings,
-                console,
-            )
+            .build(&p.platform, context, &request.dockerfile, settings, console)
             .await;
         (built, elapsed_ms(start))
     }))
@@ -185,6 +298,32 @@ async fn prepare_image(
         temp_root,
     )
     .await?;
+    // The repository may hold this very image with other inline cache records (BuildKit
+    // varies them between builds): keep that one, so that the same inputs keep one digest.
+    if let BlobSource::Memory(config) = &prepared.config.source {
+        let equivalent = existing.images.iter().find(|held| {
+            let found = &held.platform;
+            image
+                .platform
+                .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
+                && image_export::same_image_but_cache_records(&held.config_bytes, config)
+        });
+        if let Some(held) = equivalent {
+            console.group_line(
+                &group,
+                &format!(
+                    "the repository already holds this image as {} (only BuildKit's cache records differ): nothing to upload",
+                    held.manifest.digest
+                ),
+            );
+            return Ok(PreparedImage::in_repository(
+                image.platform.clone(),
+                held.manifest.clone(),
+                held.config.clone(),
+                held.layers.clone(),
+            ));
+        }
+    }
     let reused = prepared
         .layers
         .iter()

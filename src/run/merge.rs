@@ -357,7 +357,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                 platform: platform.clone(),
                 image_id: from_file
                     .map_or_else(|| image.config.digest.clone(), |f| f.image_id.clone()),
-                image_size: from_file.map_or(0, |f| f.image_size),
+                image_size: from_file.map(|f| f.image_size),
                 manifest_digest: image.manifest.digest.clone(),
                 content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
                 layers_uploaded: 0,
@@ -374,6 +374,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
     Ok(Outcome {
         kind: RunKind::Merge,
+        skip: None,
         tags: decisions
             .index
             .into_iter()

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 
 use crate::context::BuildContext;
 use crate::ecr::Ecr;
-use crate::engine::Engines;
+use crate::engine::{BuildSettings, Engines, RegistryLogin};
 use crate::github::{self, Console};
 use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Args, InputError, Request};
@@ -22,6 +22,7 @@ mod exit_code;
 mod merge;
 mod platform_only;
 mod push;
+mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
 
@@ -167,25 +168,95 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         request.aws_region
     ));
 
-    build::register_emulators(request, &engines, console, &mut phase_ms).await?;
-    let built = build::build_all(request, &plan, &engines, &context, console).await?;
-
     let registry = Registry::new(
         &registry_host,
         &plan.repository,
         &credentials.username,
         &credentials.password,
     )?;
-    let phase = Instant::now();
-    let state = push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
-    phase_ms.insert("read_repository", elapsed_ms(phase));
+    let login = RegistryLogin {
+        host: registry_host.clone(),
+        username: credentials.username.clone(),
+        password: credentials.password.clone(),
+    };
+    // What the repository holds decides the cache each build imports, and whether to build at
+    // all (`skip-unchanged`): read it, and make this run's build digest, before building. When
+    // every run builds, QEMU is checked (and set up) meanwhile.
+    let mut emulation_ms = BTreeMap::new();
+    let (state, check, ()) = tokio::try_join!(
+        async {
+            let phase = Instant::now();
+            let state =
+                push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
+            anyhow::Ok((state, elapsed_ms(phase)))
+        },
+        async {
+            if !request.skip_unchanged {
+                return anyhow::Ok(None);
+            }
+            let phase = Instant::now();
+            let check =
+                skip::build_digest(request, &plan, &context, &engines, &login, console).await?;
+            anyhow::Ok(Some((check, elapsed_ms(phase))))
+        },
+        async {
+            if request.skip_unchanged {
+                return anyhow::Ok(());
+            }
+            build::register_emulators(request, &engines, console, &mut emulation_ms).await
+        },
+    )?;
+    phase_ms.extend(emulation_ms);
+    let (state, read_ms) = state;
+    phase_ms.insert("read_repository", read_ms);
+    let check = check.map(|(check, ms)| {
+        phase_ms.insert("build_digest", ms);
+        check
+    });
+    let skip_report = match &check {
+        Some(check) => match skip::decide(check, &state, &plan) {
+            (Some(images), report) => {
+                let reused = skip::Reuse {
+                    request,
+                    registry: &registry,
+                    plan: &plan,
+                    state: &state,
+                    repository: &repository,
+                    proxy_host: &credentials.proxy_host,
+                };
+                return reused
+                    .outcome(&images, report, console, phase_ms, started)
+                    .await;
+            }
+            (None, report) => {
+                console.info(&format!("building: {}", report.reason));
+                Some(report)
+            }
+        },
+        None => None,
+    };
+
+    if request.skip_unchanged {
+        build::register_emulators(request, &engines, console, &mut phase_ms).await?;
+    }
+    let settings = BuildSettings::new(request, &plan.labels)
+        .with_cache_from(build::cache_sources(
+            request,
+            &plan,
+            &state.existing,
+            &repository_uri,
+            console,
+        ))
+        .with_registry_login(login);
+    let built = build::build_all(request, &settings, &plan, &engines, &context, console).await?;
     let prepared = build::prepare_all(&engines, &built, &state.existing, console).await?;
 
-    let index = Index::new(
+    let index = Index::with_annotations(
         prepared
             .iter()
             .map(|(image, _)| IndexChild::new(&image.platform, &image.manifest))
             .collect(),
+        &skip::annotations(check.as_ref()),
     );
     let children: Vec<&ManifestDocument> =
         prepared.iter().map(|(image, _)| &image.manifest).collect();
@@ -221,7 +292,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             |((((image, build_ms), (prepared, _)), (stats, push_ms)), arch)| PlatformResult {
                 platform: image.platform.clone(),
                 image_id: image.image_id.clone(),
-                image_size: image.size,
+                image_size: Some(image.size),
                 manifest_digest: prepared.manifest.digest.clone(),
                 content_size: prepared.config.descriptor.size
                     + prepared
@@ -270,6 +341,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         media_type: index.document.media_type,
         platforms,
         console_url,
+        skip: skip_report,
         phase_ms,
     })
 }

@@ -38,7 +38,8 @@ pub fn finish(
                 image_uri: format!("{repository_uri}@{}", child.digest),
                 engine: platform.engine.clone(),
                 image_id: platform.image_id.clone(),
-                image_size: platform.image_size,
+                // Set: a platform-only run always builds (no index to skip against).
+                image_size: platform.image_size.unwrap_or_default(),
                 build_ms: platform.build_ms,
                 push_ms: platform.push_ms,
             })
@@ -53,6 +54,7 @@ pub fn finish(
         })?;
     Ok(Outcome {
         kind: RunKind::PlatformOnly { result_file },
+        skip: None,
         registry,
         repository_uri,
         repository_created,

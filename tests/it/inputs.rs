@@ -73,6 +73,18 @@ const FILTERS: &str = "image-tag-mutability-exclusion-filters";
 #[case::create_repository_maybe("create-repository", &[("create-repository", "maybe")], "is not a boolean")]
 #[case::scan_on_push_on("scan-on-push", &[("scan-on-push", "on")], "is not a boolean")]
 #[case::arch_tags_1("arch-tags", &[("arch-tags", "1")], "is not a boolean")]
+#[case::repository_cache_yes("repository-cache", &[("repository-cache", "yes")], "`yes` is not a boolean")]
+#[case::skip_unchanged_yes("skip-unchanged", &[("skip-unchanged", "yes")], "`yes` is not a boolean")]
+// the cache inputs
+#[case::skip_unchanged_with_no_cache("skip-unchanged", &[("skip-unchanged", "true"), ("no-cache", "true")], "set one of them, not both")]
+#[case::cache_from_uppercase("cache-from", &[("cache-from", "Team/API:cache")], "`Team/API:cache` is not an image reference")]
+#[case::cache_from_bad_tag("cache-from", &[("cache-from", "team/api:-x")], "`team/api:-x` is not an image reference")]
+#[case::cache_from_short_digest("cache-from", &[("cache-from", "team/api@sha256:abc")], "is not an image reference")]
+#[case::cache_from_scheme("cache-from", &[("cache-from", "https://127.0.0.1:5000/team/api")], "is not an image reference")]
+#[case::cache_from_gha("cache-from", &[("cache-from", "type=gha,scope=build")], "cache type `gha` is not available: the Docker Engine's build imports cache from registry images only")]
+#[case::cache_from_local("cache-from", &[("cache-from", "type=local,src=/tmp/cache")], "cache type `local` is not available")]
+#[case::cache_from_registry_without_ref("cache-from", &[("cache-from", "type=registry,mode=max")], "names no image")]
+#[case::cache_from_twice("cache-from", &[("cache-from", "team/api:cache\nteam/api:cache")], "`team/api:cache` is listed twice")]
 // tag mutability and its exclusion filters
 #[case::bad_mutability("image-tag-mutability", &[("image-tag-mutability", "mutable")], "`mutable` is not a tag mutability: use `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`")]
 #[case::bad_mutability_with_filters("image-tag-mutability", &[("image-tag-mutability", "IMMUTABLE_WITH_EXCLUSIONS"), (FILTERS, "latest")], "`IMMUTABLE_WITH_EXCLUSIONS` is not a tag mutability")]

@@ -11,6 +11,7 @@
 
 mod action;
 mod build;
+mod cache;
 mod ecr_layer;
 mod engines;
 mod inputs;
