@@ -15,6 +15,12 @@ import sys
 import tarfile
 import tempfile
 
+# The image's creation time, fixed. Real images carry one in their config and in each history
+# entry; BuildKit fills a missing history time with the time of the build, so without it every
+# build FROM this image would get a new config, and the same image could never be found again
+# on a fresh runner. `scripts/testbed` reloads an image that lacks it.
+CREATED = "2024-01-01T00:00:00Z"
+
 APPLETS = ["sh", "ls", "cat", "echo", "uname", "mkdir", "rm", "cp", "mv", "test", "true",
            "false", "env", "sleep", "grep", "sed", "wc", "head", "tail", "touch", "printf",
            "chmod", "ln", "find", "tr", "date", "id", "stat", "sort", "sha256sum", "dd", "tee",
@@ -53,7 +59,8 @@ def main():
         "os": "linux",
         "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"]},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": f"make-base-image.py busybox-static:{arch}"}],
+        "created": CREATED,
+        "history": [{"created": CREATED, "created_by": f"make-base-image.py busybox-static:{arch}"}],
     }
     if arch == "arm64":
         config["variant"] = "v8"

@@ -57,14 +57,6 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Compresses everything written into `out`, hashing both sides: the uncompressed tar's digest
-/// is the layer's `diff_id`, the compressed one the blob's digest.
-pub struct LayerCompressor<W: Write> {
-    encoder: flate2::write::GzEncoder<Hashing<W>>,
-    uncompressed: Sha256,
-    uncompressed_bytes: u64,
-}
-
 /// What compressing one layer gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compressed {
@@ -78,40 +70,32 @@ pub struct Compressed {
     pub uncompressed_size: u64,
 }
 
-impl<W: Write> LayerCompressor<W> {
+/// A gzip stream with a fixed header and level into `out`, hashing what it writes: the blob's
+/// digest and size. (The uncompressed side is hashed by whoever feeds it, on another thread.)
+pub struct DeterministicGzip<W: Write> {
+    encoder: flate2::write::GzEncoder<Hashing<W>>,
+}
+
+impl<W: Write> DeterministicGzip<W> {
     /// A compressor writing the gzip stream into `out`.
-    pub fn new(out: W) -> LayerCompressor<W> {
-        LayerCompressor {
+    pub fn new(out: W) -> DeterministicGzip<W> {
+        DeterministicGzip {
             encoder: GzBuilder::new()
                 .mtime(0)
                 .operating_system(OS_UNKNOWN)
                 .write(Hashing::new(out), Compression::new(LEVEL)),
-            uncompressed: Sha256::new(),
-            uncompressed_bytes: 0,
         }
     }
 
-    /// Ends the gzip stream and returns the digests and the inner writer.
-    pub fn finish(self) -> io::Result<(Compressed, W)> {
-        let (digest, size, out) = self.encoder.finish()?.finish();
-        Ok((
-            Compressed {
-                diff_id: format!("sha256:{:x}", self.uncompressed.finalize()),
-                digest,
-                size,
-                uncompressed_size: self.uncompressed_bytes,
-            },
-            out,
-        ))
+    /// Ends the gzip stream: its `sha256:` digest and size, and the inner writer.
+    pub fn finish(self) -> io::Result<(String, u64, W)> {
+        Ok(self.encoder.finish()?.finish())
     }
 }
 
-impl<W: Write> Write for LayerCompressor<W> {
+impl<W: Write> Write for DeterministicGzip<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.encoder.write(buf)?;
-        self.uncompressed.update(&buf[..written]);
-        self.uncompressed_bytes += written as u64;
-        Ok(written)
+        self.encoder.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -123,8 +107,8 @@ impl<W: Write> Write for LayerCompressor<W> {
 mod tests {
     use super::*;
 
-    fn compress(data: &[u8]) -> (Compressed, Vec<u8>) {
-        let mut compressor = LayerCompressor::new(Vec::new());
+    fn compress(data: &[u8]) -> (String, u64, Vec<u8>) {
+        let mut compressor = DeterministicGzip::new(Vec::new());
         for chunk in data.chunks(7) {
             compressor.write_all(chunk).expect("write");
         }
@@ -134,18 +118,16 @@ mod tests {
     #[test]
     fn the_same_layer_gives_the_same_blob() {
         let data = b"a layer tar, more or less".repeat(1000);
-        let (first, bytes) = compress(&data);
-        let (second, again) = compress(&data);
-        assert_eq!(first, second);
+        let (digest, size, bytes) = compress(&data);
+        let (digest_again, _, again) = compress(&data);
+        assert_eq!(digest, digest_again);
         assert_eq!(bytes, again);
         // No time and no name in the header: bytes 4..8 (MTIME) are zero, FLG has no FNAME.
         assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0]);
         assert_eq!(&bytes[4..8], &[0, 0, 0, 0]);
         assert_eq!(bytes[9], OS_UNKNOWN);
-        assert_eq!(first.uncompressed_size, data.len() as u64);
-        assert_eq!(first.size, bytes.len() as u64);
-        assert_eq!(first.diff_id, format!("sha256:{:x}", Sha256::digest(&data)));
-        assert_eq!(first.digest, format!("sha256:{:x}", Sha256::digest(&bytes)));
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(digest, format!("sha256:{:x}", Sha256::digest(&bytes)));
         let mut decoded = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut decoded)
             .expect("gunzip");

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::platform::{Platform, PlatformMismatch};
-use compress::{Hashing, LayerCompressor};
+use compress::{DeterministicGzip, Hashing};
 
 /// Largest document (config, manifest, `manifest.json`) read into memory; anything larger that
 /// is not JSON is a layer.
@@ -400,14 +400,19 @@ fn compress_alongside<W: Write + Send>(
     let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
         let compressor = scope.spawn(move || {
-            let mut compressor = LayerCompressor::new(out);
+            let mut gzip = DeterministicGzip::new(out);
             for chunk in received {
-                compressor.write_all(&chunk)?;
+                gzip.write_all(&chunk)?;
             }
-            compressor.finish()
+            gzip.finish()
         });
-        let read = (|| {
+        // The diff_id is hashed here, so that the compressor thread only compresses.
+        let mut diff_id = Sha256::new();
+        let mut uncompressed_size = 0_u64;
+        let read = (|| -> io::Result<()> {
             let stopped = || io::Error::other("the layer compressor stopped");
+            diff_id.update(&head);
+            uncompressed_size += head.len() as u64;
             chunks.send(head).map_err(|_| stopped())?;
             loop {
                 let mut chunk = vec![0; CHUNK];
@@ -416,6 +421,8 @@ fn compress_alongside<W: Write + Send>(
                     return Ok(());
                 }
                 chunk.truncate(n);
+                diff_id.update(&chunk);
+                uncompressed_size += n as u64;
                 chunks.send(chunk).map_err(|_| stopped())?;
             }
         })();
@@ -424,8 +431,17 @@ fn compress_alongside<W: Write + Send>(
             .join()
             .map_err(|_| io::Error::other("the layer compressor panicked"))?;
         // The compressor's own failure (a full disk) explains a stopped send best.
-        let compressed = compressed?;
-        read.map(|()| compressed)
+        let (digest, size, out) = compressed?;
+        read?;
+        Ok((
+            compress::Compressed {
+                diff_id: format!("sha256:{:x}", diff_id.finalize()),
+                digest,
+                size,
+                uncompressed_size,
+            },
+            out,
+        ))
     })
 }
 
