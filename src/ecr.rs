@@ -11,6 +11,7 @@ use aws_sdk_ecr::types::{
 use base64::Engine as _;
 
 use crate::inputs::{Request, TagMutability};
+use crate::secret::Secret;
 use crate::tag_mutability::TagFilter;
 
 /// A failure talking to ECR; callers branch on a missing repository.
@@ -66,25 +67,15 @@ where
 
 /// Credentials for the registry, from `GetAuthorizationToken`. The password is a secret: it
 /// must be masked before anything else is printed and never be logged.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RegistryCredentials {
     /// Always `AWS` for ECR.
     pub username: String,
     /// The 12-hour registry token.
-    pub password: String,
+    pub password: Secret,
     /// The registry host from the token's proxy endpoint, e.g.
     /// `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
     pub proxy_host: String,
-}
-
-impl std::fmt::Debug for RegistryCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .field("proxy_host", &self.proxy_host)
-            .finish()
-    }
 }
 
 /// What ensuring the repository found or did.
@@ -214,7 +205,7 @@ impl Ecr {
         };
         Ok(RegistryCredentials {
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: Secret::new(password),
             proxy_host,
         })
     }

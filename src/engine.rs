@@ -27,6 +27,7 @@ use crate::context::BuildContext;
 use crate::github::Console;
 use crate::inputs::{DockerTls, Request};
 use crate::platform::Platform;
+use crate::secret::Secret;
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -157,31 +158,21 @@ pub struct BuiltImage {
 
 /// Credentials for one registry, which BuildKit asks the build's session for when it pulls
 /// from that registry (a base image, a cache import).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RegistryLogin {
     /// The registry host as references name it, e.g. `123456789012.dkr.ecr.us-east-1.amazonaws.com`.
     pub host: String,
     /// `AWS` for ECR.
     pub username: String,
     /// The registry token (a secret: never printed).
-    pub password: String,
-}
-
-impl std::fmt::Debug for RegistryLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistryLogin")
-            .field("host", &self.host)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
+    pub password: Secret,
 }
 
 impl RegistryLogin {
     fn credentials(&self) -> DockerCredentials {
         DockerCredentials {
             username: Some(self.username.clone()),
-            password: Some(self.password.clone()),
+            password: Some(self.password.expose().to_owned()),
             serveraddress: Some(self.host.clone()),
             ..DockerCredentials::default()
         }
@@ -613,7 +604,7 @@ impl Engine {
     /// the architecture. An exec format error, or any other failure to start or exit cleanly,
     /// means no.
     pub async fn runs_platform(&self, platform: &Platform) -> Result<Option<bool>, Error> {
-        let Some(archive) = crate::emulation_probe::image_archive(platform) else {
+        let Some(archive) = crate::emulation::probe::image_archive(platform) else {
             return Ok(None);
         };
         let archive = archive.map_err(|e| {
@@ -640,7 +631,7 @@ impl Engine {
             }
         }
         let image = loaded
-            .or_else(|| crate::emulation_probe::classic_image_id(&archive))
+            .or_else(|| crate::emulation::probe::classic_image_id(&archive))
             .ok_or_else(|| {
                 Error::UnexpectedAnswer(format!(
                     "the Engine loaded the `{platform}` probe image without naming it"

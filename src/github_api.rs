@@ -79,7 +79,7 @@ pub async fn report(request: &Request, outcome: &Outcome, console: &Console) {
     }
     let client = match Octocrab::builder()
         .base_uri(git.api_url.as_str())
-        .and_then(|builder| builder.personal_token(token.clone()).build())
+        .and_then(|builder| builder.personal_token(token.expose().to_owned()).build())
     {
         Ok(client) => client,
         Err(error) => {

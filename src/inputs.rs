@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Parser;
 
 use crate::platform::Platform;
+use crate::secret::Secret;
 use crate::tag_mutability::{TagFilter, MAX_EXCLUSION_FILTERS};
 use crate::tag_rules::{self, GitRef, TagRule};
 
@@ -417,7 +418,7 @@ pub struct Request {
     /// The run's git ref, for the tag rules and the OCI labels.
     pub git: GitContext,
     /// Token for the GitHub API (a secret: never printed).
-    pub github_token: Option<String>,
+    pub github_token: Option<Secret>,
     /// Build arguments.
     pub build_args: BTreeMap<String, String>,
     /// Build stage.
@@ -1500,7 +1501,7 @@ impl TryFrom<Args> for Request {
             platforms,
             tag_evaluation: evaluation,
             git,
-            github_token: given(args.github_token.as_ref()).map(str::to_owned),
+            github_token: given(args.github_token.as_ref()).map(Secret::new),
             build_args,
             target,
             labels,

@@ -5,25 +5,25 @@
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
 //! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
 //! Pure helpers: [`dockerfile`] (the images a build pulls), [`build_digest`]
-//! (`skip-unchanged`), [`emulation_probe`] (the QEMU check's programs).
+//! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs).
 
 pub mod build_digest;
 pub mod context;
 pub mod dockerfile;
 pub mod ecr;
-pub mod emulation_probe;
+pub mod emulation;
 pub mod engine;
 pub mod github;
 pub mod github_api;
 pub mod handoff;
 pub mod image_export;
 pub mod inputs;
-pub mod kernel;
 pub mod plan;
 pub mod platform;
 pub mod registry;
 pub mod report;
 pub mod run;
+pub mod secret;
 pub mod tag_mutability;
 pub mod tag_rules;
 

@@ -22,6 +22,7 @@ pub use retry::RetryLog;
 pub use upload::PushStats;
 
 use crate::platform::PlatformMismatch;
+use crate::secret::Secret;
 
 /// How long connecting to the registry may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,18 +156,7 @@ pub struct Registry {
     host: String,
     repository: String,
     username: String,
-    password: String,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
-            .field("base", &self.base)
-            .field("repository", &self.repository)
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish_non_exhaustive()
-    }
+    password: Secret,
 }
 
 impl Registry {
@@ -195,7 +185,7 @@ impl Registry {
             host: host.to_owned(),
             repository: repository.to_owned(),
             username: username.to_owned(),
-            password: password.to_owned(),
+            password: Secret::new(password),
         })
     }
 

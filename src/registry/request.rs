@@ -62,7 +62,7 @@ impl Registry {
         missing_ok: bool,
     ) -> Result<Response, Error> {
         let response = request
-            .basic_auth(&self.username, Some(&self.password))
+            .basic_auth(&self.username, Some(self.password.expose()))
             .send()
             .await
             .map_err(|source| self.transport(operation, source))?;

@@ -209,9 +209,9 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .await
         .context("getting registry credentials from ECR")?;
     // Before anything else reaches the log.
-    console.mask(&credentials.password);
+    console.mask(credentials.password.expose());
     if let Some(token) = &request.github_token {
-        console.mask(token);
+        console.mask(token.expose());
     }
     if !request.unused_by_merge.is_empty() {
         let unused: Vec<String> = request
@@ -285,7 +285,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         &registry_host,
         &plan.repository,
         &credentials.username,
-        &credentials.password,
+        credentials.password.expose(),
     )?;
     let log = RetryLog::new(console, "registry");
     let phase = Instant::now();

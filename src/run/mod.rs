@@ -119,9 +119,9 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .await
         .context("getting registry credentials from ECR")?;
     // Before anything else reaches the log.
-    console.mask(&credentials.password);
+    console.mask(credentials.password.expose());
     if let Some(token) = &request.github_token {
-        console.mask(token);
+        console.mask(token.expose());
     }
 
     // `latest=auto` asks the repository which releases it has; still nothing is created.
@@ -172,7 +172,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         &registry_host,
         &plan.repository,
         &credentials.username,
-        &credentials.password,
+        credentials.password.expose(),
     )?;
     let login = RegistryLogin {
         host: registry_host.clone(),
@@ -203,7 +203,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             if request.skip_unchanged {
                 return anyhow::Ok(());
             }
-            build::register_emulators(request, &engines, console, &mut emulation_ms).await
+            crate::emulation::register_emulators(request, &engines, console, &mut emulation_ms)
+                .await
         },
     )?;
     phase_ms.extend(emulation_ms);
@@ -237,7 +238,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     };
 
     if request.skip_unchanged {
-        build::register_emulators(request, &engines, console, &mut phase_ms).await?;
+        crate::emulation::register_emulators(request, &engines, console, &mut phase_ms).await?;
     }
     let settings = BuildSettings::new(request, &plan.labels)
         .with_cache_from(build::cache_sources(

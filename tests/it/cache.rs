@@ -1,11 +1,9 @@
 //! Fast on a fresh runner (issue 11): the build cache travels with the pushed image and comes
-//! back from the repository, `skip-unchanged` builds nothing when nothing changed, and QEMU is
-//! registered only when the Engine cannot run a platform yet.
+//! back from the repository, and `skip-unchanged` builds nothing when nothing changed.
 //!
 //! A "fresh runner" is a scratch Engine ([`ScratchEngine`], of the kind under test) whose built
 //! images and build cache are wiped between runs; the shared engines are never wiped.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -35,10 +33,6 @@ ARG FLAVOUR
 COPY app.txt /app.txt
 RUN echo \"$FLAVOUR\" > /flavour
 ";
-
-fn metadata(result: &RunResult) -> serde_json::Value {
-    serde_json::from_str(&result.outputs["metadata"]).unwrap()
-}
 
 fn engine_kind() -> String {
     std::env::var("TESTBED_ENGINE").unwrap_or_else(|_| "system".to_owned())
@@ -166,7 +160,7 @@ async fn a_fresh_runner_takes_the_expensive_step_from_the_repository() {
         );
     }
     assert_eq!(second.outputs["digest"], digest, "the same index");
-    let metadata = metadata(&second);
+    let metadata = second.metadata();
     for platform in ["linux/amd64", "linux/arm64"] {
         assert_eq!(metadata["platforms"][platform]["layers-uploaded"], 0);
     }
@@ -276,18 +270,18 @@ async fn skip_unchanged_builds_nothing_on_a_fresh_runner_and_a_new_base_image_bu
     let first = skip_run(&repository, context.path(), "main,c1", Some(&engine)).run();
     first.assert_success();
     let digest = first.outputs["digest"].clone();
-    let recorded = metadata(&first)["build"]["build-digest"]
+    let recorded = first.metadata()["build"]["build-digest"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(metadata(&first)["build"]["skipped"], false);
+    assert_eq!(first.metadata()["build"]["skipped"], false);
     assert!(
-        metadata(&first)["build"]["reason"]
+        first.metadata()["build"]["reason"]
             .as_str()
             .unwrap()
             .contains("holds no image under `main` yet"),
         "{}",
-        metadata(&first)
+        first.metadata()
     );
     // The digest is recorded on the index (an OCI index, which has annotations).
     let index = skopeo_raw(&repository, "main").unwrap();
@@ -309,7 +303,7 @@ async fn skip_unchanged_builds_nothing_on_a_fresh_runner_and_a_new_base_image_bu
     );
     assert!(!second.stdout.contains("[qemu]"), "{}", second.stdout);
     assert_eq!(built_images(&engine), "", "the Engine built something");
-    let metadata_second = metadata(&second);
+    let metadata_second = second.metadata();
     assert_eq!(
         metadata_second["build"]["skipped"], true,
         "{metadata_second}"
@@ -353,14 +347,14 @@ async fn skip_unchanged_builds_nothing_on_a_fresh_runner_and_a_new_base_image_bu
     );
     assert_eq!(
         metadata_second["platform-digests"],
-        metadata(&first)["platform-digests"]
+        first.metadata()["platform-digests"]
     );
 
     // Another image under the `FROM` name: the base changed, so the run builds.
     retag_base(&engine, "testbase/busybox:amd64");
     let third = skip_run(&repository, context.path(), "main,c3", Some(&engine)).run();
     third.assert_success();
-    let metadata_third = metadata(&third);
+    let metadata_third = third.metadata();
     assert_eq!(metadata_third["build"]["skipped"], false);
     assert!(
         metadata_third["build"]["reason"]
@@ -372,7 +366,7 @@ async fn skip_unchanged_builds_nothing_on_a_fresh_runner_and_a_new_base_image_bu
     assert_ne!(metadata_third["build"]["build-digest"], recorded.as_str());
     assert_ne!(
         metadata_third["build"]["base-images"]["linux/amd64"]["testbase/busybox:amd64"],
-        metadata(&first)["build"]["base-images"]["linux/amd64"]["testbase/busybox:amd64"]
+        first.metadata()["build"]["base-images"]["linux/amd64"]["testbase/busybox:amd64"]
     );
     assert_ne!(third.outputs["digest"], digest);
 }
@@ -421,7 +415,7 @@ async fn skip_unchanged_builds_when_a_byte_or_a_build_arg_changes() {
     };
     let built = |result: &RunResult| -> (bool, String, String) {
         result.assert_success();
-        let metadata = metadata(result);
+        let metadata = result.metadata();
         (
             metadata["build"]["skipped"].as_bool().unwrap(),
             metadata["build"]["reason"].as_str().unwrap().to_owned(),
@@ -497,7 +491,7 @@ async fn an_add_of_a_url_without_checksum_turns_skipping_off_and_builds() {
     for _ in 0..2 {
         let result = run();
         result.assert_success();
-        let metadata = metadata(&result);
+        let metadata = result.metadata();
         assert_eq!(metadata["build"]["skipped"], false);
         assert!(
             metadata["build"]["reason"]
@@ -508,116 +502,5 @@ async fn an_add_of_a_url_without_checksum_turns_skipping_off_and_builds() {
         );
         let index = skopeo_raw(&repository, "main").unwrap();
         assert!(index.get("annotations").is_none(), "{index}");
-    }
-}
-
-#[test]
-fn an_engine_that_already_runs_arm64_gets_no_qemu_installer() {
-    let repository = unique_repository("qemu-probe");
-    let context = fixture(&[(
-        "Dockerfile",
-        "FROM testbase/busybox:arm64\nRUN uname -m > /arch\n",
-    )]);
-    // An installer that cannot be found: had it run, the run would warn.
-    let result = Run::new(&repository, context.path())
-        .input("platforms", "linux/arm64")
-        .env("ECR_MULTIARCH_BINFMT_IMAGE", "testbase/no-such-installer:1")
-        .run();
-    result.assert_success();
-    // The Engine runs on this machine's kernel: asking the kernel is enough.
-    assert!(
-        result.stdout.contains(
-            "[qemu] the Engine already runs linux/arm64 (checked by this machine's kernel in "
-        ),
-        "{}",
-        result.stdout
-    );
-    assert!(
-        !result.stdout.contains("registering QEMU"),
-        "{}",
-        result.stdout
-    );
-    assert!(!result.stdout.contains("::warning::"), "{}", result.stdout);
-    let metadata = metadata(&result);
-    let probe_ms = metadata["timings-ms"]["emulation"].as_u64().unwrap();
-    eprintln!("the arm64 probe took {probe_ms} ms");
-}
-
-#[tokio::test]
-async fn the_qemu_check_tells_registered_platforms_from_missing_ones() {
-    use ecr_multiarch::kernel::{self, Runs};
-    // The testbed registers QEMU for arm64 only; the machine is amd64.
-    let engine = ecr_multiarch::engine::Engine::connect(
-        &testbed().engine.host,
-        None,
-        &[],
-        ecr_multiarch::engine::NamedBy::DockerHost,
-    )
-    .await
-    .unwrap();
-    let temp = tempfile::tempdir().unwrap();
-    for (platform, runs) in [
-        ("linux/amd64", true),
-        ("linux/arm64", true),
-        ("linux/riscv64", false),
-    ] {
-        let parsed = platform.parse().unwrap();
-        let started = std::time::Instant::now();
-        let by_container = engine.runs_platform(&parsed).await.unwrap();
-        let container_ms = started.elapsed().as_millis();
-        let started = std::time::Instant::now();
-        let by_kernel = kernel::runs(&parsed, temp.path()).await;
-        eprintln!(
-            "{platform}: probe container {by_container:?} in {container_ms} ms, this kernel {by_kernel:?} in {} ms",
-            started.elapsed().as_millis()
-        );
-        assert_eq!(by_container, Some(runs), "{platform} by a probe container");
-        assert_eq!(
-            by_kernel,
-            if runs { Runs::Yes } else { Runs::No },
-            "{platform} by this kernel"
-        );
-    }
-    assert!(engine.shares_kernel(&kernel::release().unwrap()));
-}
-
-#[test]
-fn every_probe_exits_with_its_status_under_qemu() {
-    // Go's Linux architectures and the QEMU user-mode emulator of each (qemu-user-static).
-    let emulators = BTreeMap::from([
-        ("386", "i386"),
-        ("amd64", "x86_64"),
-        ("arm", "arm"),
-        ("arm64", "aarch64"),
-        ("loong64", "loongarch64"),
-        ("mips", "mips"),
-        ("mipsle", "mipsel"),
-        ("mips64", "mips64"),
-        ("mips64le", "mips64el"),
-        ("ppc64", "ppc64"),
-        ("ppc64le", "ppc64le"),
-        ("riscv64", "riscv64"),
-        ("s390x", "s390x"),
-    ]);
-    let dir = tempfile::tempdir().unwrap();
-    for (arch, emulator) in emulators {
-        for status in [0u8, 3] {
-            let program = ecr_multiarch::emulation_probe::program(arch, status).unwrap();
-            let path = dir.path().join(format!("{arch}-{status}"));
-            std::fs::write(&path, program).unwrap();
-            // QEMU, like the kernel, runs only what may be executed.
-            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .unwrap();
-            let out = Command::new(format!("qemu-{emulator}-static"))
-                .arg(&path)
-                .output()
-                .unwrap_or_else(|e| panic!("qemu-{emulator}-static: {e}"));
-            assert_eq!(
-                out.status.code(),
-                Some(i32::from(status)),
-                "{arch}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
     }
 }

@@ -13,6 +13,7 @@ mod action;
 mod build;
 mod cache;
 mod ecr_layer;
+mod emulation;
 mod engines;
 mod inputs;
 mod merge;
@@ -201,6 +202,17 @@ impl RunResult {
             self.stdout, self.stderr
         );
         self
+    }
+
+    /// The `metadata` output, parsed.
+    pub fn metadata(&self) -> serde_json::Value {
+        let text = self.outputs.get("metadata").unwrap_or_else(|| {
+            panic!(
+                "no `metadata` output\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        });
+        serde_json::from_str(text).expect("the metadata output is JSON")
     }
 
     /// The one `::error` line.

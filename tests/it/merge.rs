@@ -70,10 +70,6 @@ fn merge(repository: &str, sources: &str) -> Run {
     run
 }
 
-fn metadata(result: &RunResult) -> serde_json::Value {
-    serde_json::from_str(&result.outputs["metadata"]).unwrap()
-}
-
 fn platform_digests(result: &RunResult) -> serde_json::Value {
     serde_json::from_str(&result.outputs["platform-digests"]).unwrap()
 }
@@ -163,7 +159,7 @@ async fn platform_only_runs_on_two_engines_then_a_merge_make_one_index() {
             result.outputs["image-uri"],
             format!("{registry}/{repository}@{digest}")
         );
-        let metadata = metadata(result);
+        let metadata = result.metadata();
         assert_eq!(metadata["kind"], "platform-only");
         assert_eq!(metadata["platforms"][platform]["engine"], engine.as_str());
         assert!(
@@ -194,7 +190,7 @@ async fn platform_only_runs_on_two_engines_then_a_merge_make_one_index() {
     eprintln!(
         "merge: {} ms from start to outputs; phases {}",
         took.as_millis(),
-        metadata(&merged)["timings-ms"]
+        merged.metadata()["timings-ms"]
     );
     for tag in ["latest", "v1"] {
         assert_eq!(skopeo_digest(&repository, tag), Some(digest.clone()));
@@ -220,7 +216,7 @@ async fn platform_only_runs_on_two_engines_then_a_merge_make_one_index() {
             .collect();
         serde_json::Value::Object(digests).to_string()
     });
-    assert_eq!(metadata(&merged)["kind"], "merge");
+    assert_eq!(merged.metadata()["kind"], "merge");
     assert!(merged.summary.contains("(merge)"), "{}", merged.summary);
     assert!(
         merged.summary.contains(&format!("`{}`", arm64_engine())),
@@ -412,7 +408,7 @@ async fn a_merge_run_again_is_a_no_op(#[case] mutability: &str) {
         "{after:?}"
     );
     assert_eq!(after.rule("tag_invalid"), 0, "{after:?}");
-    let metadata = metadata(&again);
+    let metadata = again.metadata();
     let registry = &testbed().registry;
     for tag in ["1.0.0", "latest"] {
         assert_eq!(
@@ -587,7 +583,7 @@ async fn engines_build_each_platform_on_its_own_engine_at_the_same_time() {
         "both RUN steps waited together"
     );
 
-    let metadata = metadata(&result);
+    let metadata = result.metadata();
     assert_eq!(
         metadata["platforms"]["linux/amd64"]["engine"],
         amd64_host.as_str()
@@ -656,7 +652,7 @@ async fn a_tcp_engine_with_tls_builds_its_platform() {
     let result = run(true);
     result.assert_success();
     assert_eq!(
-        metadata(&result)["platforms"]["linux/arm64"]["engine"],
+        result.metadata()["platforms"]["linux/arm64"]["engine"],
         engine.host.as_str()
     );
     let image = format!("{}/{repository}:latest", testbed().registry);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::engines::ScratchEngine;
 use super::{
     fixture, layer_counters, layer_faults, registry_tags, skopeo_digest, testbed,
-    unique_repository, LayerCounters, Run, RunResult,
+    unique_repository, LayerCounters, Run,
 };
 
 const DOCKERFILE: &str = "\
@@ -24,10 +24,6 @@ fn release(repository: &str, context: &std::path::Path, release: &str, tags: &st
     run.input("tags", tags)
         .input("build-args", &format!("RELEASE={release}"));
     run
-}
-
-fn metadata(result: &RunResult) -> serde_json::Value {
-    serde_json::from_str(&result.outputs["metadata"]).unwrap()
 }
 
 /// Blob uploads started and manifests put, as the layer counted them.
@@ -60,7 +56,7 @@ async fn a_re_run_on_an_immutable_repository_is_a_no_op() {
     let after = layer_counters(&repository).await;
     assert_eq!(uploads(&after), uploads(&before), "{after:?}");
     assert_eq!(after.rule("tag_invalid"), 0, "{after:?}");
-    let metadata = metadata(&again);
+    let metadata = again.metadata();
     let registry = &testbed().registry;
     for tag in ["1.0.0", "latest"] {
         assert_eq!(
@@ -252,7 +248,7 @@ async fn a_fresh_runner_uploads_no_layer_the_repository_has() {
     let second = run();
     second.assert_success();
     let after = layer_counters(&repository).await;
-    let metadata = metadata(&second);
+    let metadata = second.metadata();
     let mut layers_uploaded = 0;
     let mut configs = 0;
     for platform in ["linux/amd64", "linux/arm64"] {

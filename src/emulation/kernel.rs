@@ -15,7 +15,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::emulation_probe;
+use crate::emulation::probe;
 use crate::platform::Platform;
 
 const BINFMT_MISC: &str = "/proc/sys/fs/binfmt_misc";
@@ -47,7 +47,7 @@ pub enum Runs {
 /// Runs the probe program of `platform`'s architecture (written to a temporary file under
 /// `temp_root`) and tells what happened.
 pub async fn runs(platform: &Platform, temp_root: &Path) -> Runs {
-    let Some(program) = emulation_probe::program(&platform.architecture, 0) else {
+    let Some(program) = probe::program(&platform.architecture, 0) else {
         return Runs::Unknown;
     };
     let Ok(path) = write_executable(&program, temp_root) else {
@@ -187,8 +187,8 @@ mod tests {
     fn a_registration_matches_its_architecture_only() {
         let registration = Registration::parse(AARCH64).expect("enabled");
         assert!(registration.fix_binary);
-        let arm64 = emulation_probe::program("arm64", 0).expect("arm64");
-        let riscv = emulation_probe::program("riscv64", 0).expect("riscv64");
+        let arm64 = probe::program("arm64", 0).expect("arm64");
+        let riscv = probe::program("riscv64", 0).expect("riscv64");
         assert!(registration.matches(&arm64));
         assert!(!registration.matches(&riscv));
         let without_f = AARCH64.replace("flags: POCF", "flags: P");

@@ -1,0 +1,142 @@
+//! QEMU for the platforms an Engine's CPU cannot run: whether it already runs them (asked of
+//! this machine's kernel when the Engine shares it, else of a probe container), and the
+//! installer only when one is missing.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+
+use crate::engine::{self, Engine, Engines};
+use crate::github::Console;
+use crate::inputs::Request;
+use crate::platform::Platform;
+
+use super::kernel;
+
+/// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would,
+/// unless the Engine already runs them. Whether it does is asked of the kernel: when the Engine
+/// runs on this machine's kernel, by running a probe program of the platform here (emulators
+/// are the kernel's, a few milliseconds); otherwise, or when that cannot tell, by a probe
+/// container through the Engine (a few hundred bytes, loaded, never pulled). The installer
+/// would pull its image and start a privileged container. A failure only warns (the runner may
+/// already emulate them), unless the Engine itself is gone. Each Engine (`engines`) for its own
+/// platforms.
+pub async fn register_emulators(
+    request: &Request,
+    engines: &Engines,
+    console: &Console,
+    phase_ms: &mut BTreeMap<&'static str, u128>,
+) -> anyhow::Result<()> {
+    let several = engines.each().count() > 1;
+    for (engine, platforms) in engines.each() {
+        register_emulators_on(request, engine, &platforms, several, console, phase_ms).await?;
+    }
+    Ok(())
+}
+
+/// Registers QEMU on one Engine for those of `platforms` its CPU cannot run.
+async fn register_emulators_on(
+    request: &Request,
+    engine: &Engine,
+    platforms: &[Platform],
+    several: bool,
+    console: &Console,
+    phase_ms: &mut BTreeMap<&'static str, u128>,
+) -> anyhow::Result<()> {
+    let foreign = engine.foreign_architectures(platforms);
+    if foreign.is_empty() || request.binfmt_image == "none" {
+        return Ok(());
+    }
+    let phase = Instant::now();
+    if several {
+        console.group_line("qemu", &format!("on {}", engine.describe()));
+    }
+    let foreign_platforms: Vec<&Platform> = platforms
+        .iter()
+        .filter(|p| foreign.contains(&p.architecture))
+        .collect();
+    let same_kernel = kernel::release().is_some_and(|r| engine.shares_kernel(&r));
+    let temp_root = std::env::temp_dir();
+    let checks = join_all(foreign_platforms.iter().map(|platform| {
+        let temp_root = &temp_root;
+        async move {
+            if same_kernel {
+                match kernel::runs(platform, temp_root).await {
+                    kernel::Runs::Yes => return (Ok(Some(true)), "this machine's kernel"),
+                    kernel::Runs::No => return (Ok(Some(false)), "this machine's kernel"),
+                    kernel::Runs::Unknown => {}
+                }
+            }
+            (engine.runs_platform(platform).await, "a probe container")
+        }
+    }))
+    .await;
+    let mut missing: Vec<String> = Vec::new();
+    let mut checked_by = Vec::new();
+    for (platform, (probe, how)) in foreign_platforms.iter().zip(checks) {
+        let runs = match probe {
+            Ok(Some(runs)) => runs,
+            Ok(None) => false,
+            Err(error @ engine::Error::Lost { .. }) => {
+                return Err(anyhow::Error::new(error).context("nothing was built or pushed"))
+            }
+            Err(error) => {
+                console.group_line(
+                    "qemu",
+                    &format!(
+                        "could not tell whether the Engine runs `{platform}`: {}",
+                        crate::error_chain(&error)
+                    ),
+                );
+                false
+            }
+        };
+        if !checked_by.contains(&how) {
+            checked_by.push(how);
+        }
+        if !runs {
+            console.group_line(
+                "qemu",
+                &format!("the Engine does not run `{platform}` yet (checked by {how})"),
+            );
+            if !missing.contains(&platform.architecture) {
+                missing.push(platform.architecture.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        console.group_line(
+            "qemu",
+            &format!(
+                "the Engine already runs {} (checked by {} in {} ms): no QEMU installer needed",
+                foreign_platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                checked_by.join(" and "),
+                phase.elapsed().as_millis()
+            ),
+        );
+        console.end_group();
+        *phase_ms.entry("emulation").or_default() += phase.elapsed().as_millis();
+        return Ok(());
+    }
+    if let Err(error) = engine
+        .register_emulators(&missing, &request.binfmt_image, console)
+        .await
+    {
+        // A daemon that died here cannot build either: that is the failure to report.
+        if matches!(error, engine::Error::Lost { .. }) {
+            return Err(anyhow::Error::new(error).context("nothing was built or pushed"));
+        }
+        console.warning(&format!(
+            "{:#} (builds for {} need QEMU registered on the runner)",
+            anyhow::Error::new(error),
+            missing.join(", ")
+        ));
+    }
+    *phase_ms.entry("emulation").or_default() += phase.elapsed().as_millis();
+    Ok(())
+}
