@@ -44,16 +44,7 @@ where
     R: std::fmt::Debug,
 {
     // The SDK's own Display is terse ("dispatch failure"); the causes say what happened.
-    let mut parts: Vec<String> = Vec::new();
-    let mut cause: Option<&dyn std::error::Error> = Some(error);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        cause = inner.source();
-    }
-    let mut message = parts.join(": ");
+    let mut message = crate::error_chain(error);
     if matches!(error, SdkError::DispatchFailure(_)) || message.contains("credentials") {
         message.push_str(
             " (check the AWS credentials and region: e.g. run aws-actions/configure-aws-credentials first)",

@@ -1094,18 +1094,10 @@ fn platform_build_args(
     build_platform: &Platform,
     user_args: &HashMap<String, String>,
 ) -> HashMap<String, String> {
-    let mut args = HashMap::from([
-        ("BUILDPLATFORM".to_owned(), build_platform.to_string()),
-        ("BUILDOS".to_owned(), build_platform.os.clone()),
-        ("BUILDARCH".to_owned(), build_platform.architecture.clone()),
-        ("TARGETPLATFORM".to_owned(), platform.to_string()),
-        ("TARGETOS".to_owned(), platform.os.clone()),
-        ("TARGETARCH".to_owned(), platform.architecture.clone()),
-        (
-            "TARGETVARIANT".to_owned(),
-            platform.variant.clone().unwrap_or_default(),
-        ),
-    ]);
+    let mut args: HashMap<String, String> =
+        crate::dockerfile::platform_args(platform, build_platform)
+            .into_iter()
+            .collect();
     args.extend(user_args.iter().map(|(k, v)| (k.clone(), v.clone())));
     args
 }
