@@ -14,7 +14,7 @@
 //! `/github/workspace` and `/github/home` with the runner: what it writes elsewhere
 //! (`runner.temp` included) is gone when its container ends.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -186,7 +186,10 @@ pub fn file_name(repository: &str, platforms: &[Platform]) -> String {
     let platforms = platforms.join("_");
     let repository = repository.replace('/', "_");
     let hash = sha2::Sha256::digest(format!("{repository}\n{platforms}"));
-    let hash: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let hash: String = hash.iter().take(6).fold(String::new(), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     let short = |text: &str| text.chars().take(NAME_PART_CHARS).collect::<String>();
     format!("{}.{}.{hash}.json", short(&repository), short(&platforms))
 }
@@ -466,7 +469,11 @@ mod tests {
         // In a folder, a FIFO named like a result is not a file to read.
         assert!(matches!(read(dir.path()), Err(Error::NoResults(_))));
         let big = dir.path().join("big.json");
-        fs::write(&big, " ".repeat(MAX_FILE_BYTES as usize + 1)).expect("write");
+        fs::write(
+            &big,
+            " ".repeat(usize::try_from(MAX_FILE_BYTES).expect("small") + 1),
+        )
+        .expect("write");
         assert!(matches!(read(&big), Err(Error::TooLarge(_))));
     }
 

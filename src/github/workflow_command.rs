@@ -52,21 +52,17 @@ pub fn runner_lines(text: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);
     std::iter::from_fn(move || {
         let current = rest?;
-        match current.find(['\r', '\n']) {
-            Some(end) => {
-                let after = if current[end..].starts_with("\r\n") {
-                    end + 2
-                } else {
-                    end + 1
-                };
-                rest = (after < current.len()).then(|| &current[after..]);
-                Some(&current[..end])
-            }
-            None => {
-                rest = None;
-                Some(current)
-            }
-        }
+        let Some(end) = current.find(['\r', '\n']) else {
+            rest = None;
+            return Some(current);
+        };
+        let after = if current[end..].starts_with("\r\n") {
+            end + 2
+        } else {
+            end + 1
+        };
+        rest = (after < current.len()).then(|| &current[after..]);
+        Some(&current[..end])
     })
 }
 

@@ -160,7 +160,7 @@ async fn hostile_result_fields_run_no_command_and_stay_in_their_cells() {
         !merged
             .summary
             .lines()
-            .any(|l| l.starts_with("# ") || l.starts_with("<")),
+            .any(|l| l.starts_with("# ") || l.starts_with('<')),
         "{}",
         merged.summary
     );
