@@ -184,8 +184,9 @@ pub fn file_name(repository: &str, platforms: &[Platform]) -> String {
         .map(|p| format!("{}-{}", p.os, p.tag_suffix()))
         .collect();
     let platforms = platforms.join("_");
-    let repository = repository.replace('/', "_");
+    // Of the name as given: `team/api` and `team_api` are two repositories.
     let hash = sha2::Sha256::digest(format!("{repository}\n{platforms}"));
+    let repository = repository.replace('/', "_");
     let hash: String = hash.iter().take(6).fold(String::new(), |mut hex, b| {
         let _ = write!(hex, "{b:02x}");
         hex
@@ -383,7 +384,7 @@ mod tests {
         ];
         assert_eq!(
             file_name("team/api", &platforms),
-            "team_api.linux-amd64_linux-arm-v7.bc0584710fd4.json"
+            "team_api.linux-amd64_linux-arm-v7.25b49bd6ff94.json"
         );
         // A valid repository name of 246 characters still gives a short name, and names
         // that share their first 40 characters still differ.
@@ -391,6 +392,10 @@ mod tests {
         let name = file_name(&long, &platforms);
         assert!(name.len() <= 100, "{name}");
         assert_ne!(name, file_name(&format!("{long}b"), &platforms));
+        assert_ne!(
+            file_name("team/api", &platforms),
+            file_name("team_api", &platforms)
+        );
     }
 
     #[test]

@@ -268,3 +268,32 @@ async fn a_long_repository_name_gives_a_short_result_file() {
     assert!(files[0].len() <= 100, "{files:?}");
     let _ = testbed();
 }
+
+/// `GITHUB_OUTPUT` that opens but cannot take the outputs (a full disk: `/dev/full`): the run
+/// pushed, so the error says what it pushed, the digest and the tags.
+#[tokio::test]
+async fn outputs_failing_after_the_push_name_what_was_pushed() {
+    let repository = unique_repository("full-outputs");
+    let context = fixture(&[("Dockerfile", BASE)]);
+    let failed = Run::new(&repository, context.path())
+        .input("platforms", "linux/amd64")
+        .input("tags", "v1")
+        .env("GITHUB_OUTPUT", "/dev/full")
+        .run();
+    assert_eq!(failed.code, 2, "{}\n{}", failed.stdout, failed.stderr);
+    let error = failed.error_line();
+    assert!(
+        error.starts_with("::error title=Writing outputs failed::"),
+        "{error}"
+    );
+    let digest = super::skopeo_digest(&repository, "v1").expect("pushed under v1");
+    let registry = &testbed().registry;
+    assert!(
+        error.contains(&format!("{registry}/{repository}@{digest}")),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("`{registry}/{repository}:v1`")),
+        "{error}"
+    );
+}
