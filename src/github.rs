@@ -5,14 +5,23 @@
 //! On a GitHub runner (`GITHUB_ACTIONS=true`) the log goes to stdout with workflow commands;
 //! elsewhere it goes to stderr as plain lines, and stdout carries only the outputs JSON.
 //! Workflow commands: <https://docs.github.com/actions/reference/workflow-commands-for-github-actions>
+//!
+//! Nothing from outside commands the runner: every text a line carries passes through
+//! [`workflow_command::inert_lines`] here, and every command's message and property is escaped,
+//! so callers print build output, registry errors and file contents as they come.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod markdown;
+pub mod workflow_command;
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use workflow_command::inert_lines;
 
 use rand::distr::{Alphanumeric, SampleString};
 
@@ -32,6 +41,8 @@ pub struct Console {
     /// The group open on the runner, if any: concurrent platforms switch groups as their
     /// lines arrive so that each line still sits under its platform's heading.
     open_group: Mutex<Option<String>>,
+    /// Where the lines go instead of stdout and stderr (tests).
+    capture: Option<Arc<Mutex<String>>>,
 }
 
 /// Escapes a workflow command's message (runner's `CommandEscapeData`).
@@ -53,6 +64,41 @@ impl Console {
         Console {
             github,
             open_group: Mutex::new(None),
+            capture: None,
+        }
+    }
+
+    /// A console whose stdout and stderr lines all go into the returned text instead (tests
+    /// read a run's whole log the way the runner does).
+    #[must_use]
+    pub fn capturing(github: bool) -> (Console, Arc<Mutex<String>>) {
+        let captured = Arc::new(Mutex::new(String::new()));
+        let console = Console {
+            capture: Some(captured.clone()),
+            ..Console::new(github)
+        };
+        (console, captured)
+    }
+
+    /// One line on stdout.
+    fn out(&self, line: &str) {
+        match &self.capture {
+            Some(text) => {
+                let mut text = text
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                text.push_str(line);
+                text.push('\n');
+            }
+            None => println!("{line}"),
+        }
+    }
+
+    /// One line on stderr (the runner reads stderr for commands too).
+    fn err(&self, line: &str) {
+        match &self.capture {
+            Some(_) => self.out(line),
+            None => eprintln!("{line}"),
         }
     }
 
@@ -64,33 +110,35 @@ impl Console {
 
     fn emit(&self, line: &str) {
         if self.github {
-            println!("{line}");
+            self.out(line);
         } else {
-            eprintln!("{line}");
+            self.err(line);
         }
     }
 
     fn close_group_locked(&self, open: &mut Option<String>) {
         if open.take().is_some() && self.github {
-            println!("::endgroup::");
+            self.out("::endgroup::");
         }
     }
 
     /// Hides a secret in every later log line. Must come before anything that could print it.
     pub fn mask(&self, secret: &str) {
         if self.github && !secret.is_empty() {
-            println!("::add-mask::{}", escape_data(secret));
+            self.out(&format!("::add-mask::{}", escape_data(secret)));
         }
     }
 
-    /// A line outside any group.
+    /// A line outside any group (outside text in it is made inert: one log line per line).
     pub fn info(&self, message: &str) {
         let mut open = self
             .open_group
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.close_group_locked(&mut open);
-        self.emit(message);
+        for line in inert_lines(message) {
+            self.emit(&line);
+        }
     }
 
     /// A line under a named group (a platform, or a phase), opening that group if another one
@@ -104,11 +152,15 @@ impl Console {
         if open.as_deref() != Some(group) {
             self.close_group_locked(&mut open);
             if self.github {
-                println!("::group::{}", escape_data(group));
+                self.out(&format!("::group::{}", escape_data(group)));
             }
             *open = Some(group.to_owned());
         }
-        self.emit(&format!("[{group}] {line}"));
+        // Build output: a `\r` of a progress bar ends a line for the runner, so each piece
+        // is a line of its own, with its prefix.
+        for piece in inert_lines(line) {
+            self.emit(&format!("[{group}] {piece}"));
+        }
     }
 
     /// Closes whatever group is open.
@@ -124,9 +176,9 @@ impl Console {
     pub fn notice(&self, message: &str) {
         self.end_group();
         if self.github {
-            println!("::notice::{}", escape_data(message));
+            self.out(&format!("::notice::{}", escape_data(message)));
         } else {
-            eprintln!("{message}");
+            self.plain("", message);
         }
     }
 
@@ -134,9 +186,9 @@ impl Console {
     pub fn warning(&self, message: &str) {
         self.end_group();
         if self.github {
-            println!("::warning::{}", escape_data(message));
+            self.out(&format!("::warning::{}", escape_data(message)));
         } else {
-            eprintln!("warning: {message}");
+            self.plain("warning: ", message);
         }
     }
 
@@ -153,16 +205,25 @@ impl Console {
                     location.line
                 );
             }
-            println!("::error {properties}::{}", escape_data(message));
+            self.out(&format!("::error {properties}::{}", escape_data(message)));
         } else {
-            eprintln!("error: {message}");
+            self.plain("error: ", message);
         }
     }
 
-    /// Prints the outputs JSON on stdout (always stdout: it is the CLI's result).
+    /// A message on stderr off a runner, made inert all the same (a `run:` step may pipe it).
+    fn plain(&self, label: &str, message: &str) {
+        for (i, line) in inert_lines(message).iter().enumerate() {
+            self.err(&format!("{}{line}", if i == 0 { label } else { "" }));
+        }
+    }
+
+    /// Prints the outputs JSON on stdout (always stdout: it is the CLI's result). JSON escapes
+    /// every line end inside a string, and no JSON line starts with `::`; a `##[` inside a
+    /// string is written `##\u005b`, the same JSON value, which the runner does not run.
     pub fn print_json(&self, value: &serde_json::Value) {
         self.end_group();
-        println!("{value:#}");
+        self.out(&format!("{value:#}").replace("##[", "##\\u005b"));
     }
 }
 
@@ -185,6 +246,16 @@ pub fn write_outputs(path: &Path, outputs: &[(&str, String)]) -> io::Result<()> 
     append(path, &text)
 }
 
+/// Checks, before the run does anything, that a runner file (`GITHUB_OUTPUT`,
+/// `GITHUB_STEP_SUMMARY`) can be appended to; creates it when missing, as the runner does.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
+}
+
 /// Appends markdown to the runner's `GITHUB_STEP_SUMMARY` file.
 pub fn write_summary(path: &Path, markdown: &str) -> io::Result<()> {
     append(path, markdown)
@@ -197,7 +268,112 @@ fn append(path: &Path, text: &str) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::workflow_command::commands;
     use super::*;
+    use proptest::prelude::*;
+
+    /// Text built from the pieces of workflow commands, line ends of every kind, white space
+    /// the runner trims, and anything else.
+    fn hostile() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("::".to_owned()),
+            Just("##[".to_owned()),
+            Just("]".to_owned()),
+            Just("\r".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r\n".to_owned()),
+            Just(" ".to_owned()),
+            Just("\u{3000}".to_owned()),
+            Just("\u{200B}".to_owned()),
+            Just("%".to_owned()),
+            Just(",".to_owned()),
+            Just("=".to_owned()),
+            Just("tok".to_owned()),
+            proptest::sample::select(workflow_command::REGISTERED).prop_map(str::to_owned),
+            proptest::sample::select(workflow_command::REGISTERED).prop_map(|c| c.to_uppercase()),
+            any::<char>().prop_map(String::from),
+            "[a-z:#\\[\\] ]{0,6}",
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+    }
+
+    fn names(output: &str) -> Vec<String> {
+        commands(output)
+            .into_iter()
+            .map(|c| c.name.to_ascii_lowercase())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever outside text goes through the console, the runner runs only the console's
+        /// own commands, all of them (no `stop-commands` swallows the failure's annotation).
+        #[test]
+        fn outside_text_never_commands_the_runner(text in hostile(), other in hostile()) {
+            let (console, captured) = Console::capturing(true);
+            console.mask(&text);
+            console.info(&text);
+            console.group_line("linux/amd64", &text);
+            console.group_line("linux/arm64", &other);
+            console.notice(&text);
+            console.warning(&other);
+            console.group_line("registry", &format!("retrying (attempt 1 of 6 failed: {text})"));
+            console.error(
+                &format!("Build failed for {text}"),
+                &other,
+                Some(&SourceLocation { file: other.clone(), line: 3 }),
+            );
+            console.print_json(&serde_json::json!({ "engine": text, "source": [other] }));
+            let output = captured.lock().expect("lock").clone();
+            let mut expected = vec![];
+            if !text.is_empty() {
+                expected.push("add-mask");
+            }
+            expected.extend([
+                "group", "endgroup", "group", "endgroup", "notice", "warning", "group", "endgroup",
+                "error",
+            ]);
+            prop_assert_eq!(names(&output), expected, "{:?}", output);
+            let json = &output[output.rfind("\n{\n").expect("json") + 1..];
+            let value: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+            prop_assert_eq!(&value["engine"], &serde_json::json!(text));
+        }
+
+        /// Off a runner too (stderr), nothing runs.
+        #[test]
+        fn plain_lines_never_command_the_runner(text in hostile()) {
+            let (console, captured) = Console::capturing(false);
+            console.info(&text);
+            console.group_line("linux/amd64", &text);
+            console.notice(&text);
+            console.warning(&text);
+            console.error("Build failed", &text, None);
+            let output = captured.lock().expect("lock").clone();
+            prop_assert!(commands(&output).is_empty(), "{:?}", output);
+        }
+    }
+
+    #[test]
+    fn the_hostile_build_output_of_issue_14_is_inert() {
+        let (console, captured) = Console::capturing(true);
+        console.group_line("linux/amd64", "#6 progress\r::warning::X");
+        console.group_line("linux/amd64", "#7 legacy ##[warning]X");
+        console.group_line("linux/amd64", "#8 [2/3] RUN true ##[notice]X");
+        console.group_line("linux/amd64", "#9 ##[stop-commands]tok");
+        console.info("Docker Engine 28.5 ::warning::X");
+        console.error(
+            "Build failed for linux/amd64",
+            "step `RUN ##[error]x` failed",
+            None,
+        );
+        let output = captured.lock().expect("lock").clone();
+        assert_eq!(names(&output), ["group", "endgroup", "error"], "{output}");
+        assert!(
+            output.contains("[linux/amd64] #6 progress\n[linux/amd64] :\u{200B}:warning::X\n"),
+            "{output}"
+        );
+    }
 
     #[test]
     fn escapes_like_the_runner() {

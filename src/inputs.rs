@@ -1060,10 +1060,25 @@ const CONTAINER_MOUNTS_HINT: &str = "inside the action's container only `/github
 
 /// Whether the run is a container action (the runner sets `GITHUB_WORKSPACE` to the
 /// container's mount) and `path` lies outside every folder it shares with the runner.
+/// The path is resolved against the workspace and its `..` taken lexically first, so that
+/// `../results` and `/github/workspace/../results` are found outside too.
 fn outside_container_mounts(args: &Args, path: &Path) -> bool {
-    given(args.env_github_workspace.as_ref()) == Some(CONTAINER_MOUNTS[0])
-        && path.is_absolute()
-        && !CONTAINER_MOUNTS.iter().any(|mount| path.starts_with(mount))
+    if given(args.env_github_workspace.as_ref()) != Some(CONTAINER_MOUNTS[0]) {
+        return false;
+    }
+    let mut resolved = PathBuf::new();
+    for part in Path::new(CONTAINER_MOUNTS[0]).join(path).components() {
+        match part {
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => resolved.push(other),
+        }
+    }
+    !CONTAINER_MOUNTS
+        .iter()
+        .any(|mount| resolved.starts_with(mount))
 }
 
 fn results_folder(args: &Args) -> Result<PathBuf, InputError> {
@@ -1670,6 +1685,8 @@ mod tests {
     #[case::engine_bad_port(Args { engines: Some("linux/arm64=tcp://builder:99999".into()), ..args() }, "engines")]
     #[case::engine_twice(Args { engines: Some("linux/arm64=tcp://a:1\nlinux/arm64/v8=tcp://b:1".into()), ..args() }, "engines")]
     #[case::results_folder_outside_the_mounts(Args { platform_only: Some("true".into()), results_folder: Some("/home/runner/work/_temp/digests".into()), env_github_workspace: Some("/github/workspace".into()), ..args() }, "results-folder")]
+    #[case::results_folder_above_the_workspace(Args { platform_only: Some("true".into()), results_folder: Some("../results".into()), env_github_workspace: Some("/github/workspace".into()), ..args() }, "results-folder")]
+    #[case::results_folder_out_through_the_workspace(Args { platform_only: Some("true".into()), results_folder: Some("/github/workspace/../results".into()), env_github_workspace: Some("/github/workspace".into()), ..args() }, "results-folder")]
     fn refuses_bad_input_naming_it(#[case] args: Args, #[case] input: &str) {
         let error = Request::try_from(args).expect_err("invalid");
         assert_eq!(error.input, input, "{error}");

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use crate::github::markdown::code;
 use crate::plan::TagAction;
 use crate::platform::Platform;
 
@@ -319,8 +320,8 @@ impl Outcome {
                 let _ = write!(
                     md,
                     "\n**No index, no tag** (`platform-only`): the merge run joins these images. \
-                     Result file: `{}`\n\n",
-                    result_file.display()
+                     Result file: {}\n\n",
+                    code(&result_file.display().to_string())
                 );
                 for p in &self.platforms {
                     let _ = writeln!(md, "- `{}`", self.platform_image_uri(p));
@@ -336,14 +337,13 @@ impl Outcome {
                 for p in &self.platforms {
                     let _ = writeln!(
                         md,
-                        "| `{}` | `{}` | {} | {} | `{}` |",
+                        "| `{}` | {} | {} | {} | {} |",
                         p.platform,
-                        p.manifest_digest,
+                        // Read from a result file: outside text, like the rest of the row.
+                        code(&p.manifest_digest),
                         human_size(p.content_size),
-                        p.engine
-                            .as_ref()
-                            .map_or_else(|| "-".to_owned(), |e| format!("`{e}`")),
-                        p.source.as_deref().unwrap_or_default(),
+                        code(p.engine.as_deref().unwrap_or_default()),
+                        code(p.source.as_deref().unwrap_or_default()),
                     );
                 }
                 self.index_summary(md)
@@ -570,6 +570,29 @@ mod tests {
 
         - `127.0.0.1:5000/team/api@sha256:3333`
         ");
+    }
+
+    #[test]
+    fn result_file_fields_stay_in_their_cells() {
+        let mut outcome = Outcome {
+            kind: RunKind::Merge,
+            ..outcome()
+        };
+        outcome.platforms[0].engine =
+            Some("x`|\n# Heading\n[link](https://e.com) <img src=x>".into());
+        outcome.platforms[0].source = Some("r|`.json".into());
+        let summary = outcome.summary_markdown();
+        let row = summary
+            .lines()
+            .find(|l| l.starts_with("| `linux/arm64`"))
+            .expect("row");
+        assert_eq!(
+            row,
+            "| `linux/arm64` | `sha256:3333` | 1.2 MB | ``x`\\| # Heading [link](https://e.com) <img src=x>`` | ``r\\|`.json`` |"
+        );
+        assert!(!summary
+            .lines()
+            .any(|l| l.starts_with('#') && l.contains("Heading")));
     }
 
     #[test]

@@ -167,6 +167,26 @@ mod tests {
         assert!(!status(403, Some("DENIED")).is_transient());
     }
 
+    /// A registry's error body reaches the log only as text (issue 14).
+    #[test]
+    fn a_hostile_error_body_in_a_retry_line_runs_no_command() {
+        let (console, captured) = Console::capturing(true);
+        let log = RetryLog::new(&console, "linux/amd64");
+        let mut hostile = status(503, Some("UNAVAILABLE\r::warning::X ##[notice]X"));
+        if let Error::Status { message, .. } = &mut hostile {
+            *message = "##[stop-commands]tok".into();
+        }
+        log.retry("pushing a blob", 1, &hostile, Duration::from_millis(500));
+        log.line(&hostile.to_string());
+        console.error("Push failed", &hostile.to_string(), None);
+        let output = captured.lock().expect("lock").clone();
+        let names: Vec<String> = crate::github::workflow_command::commands(&output)
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["group", "endgroup", "error"], "{output}");
+    }
+
     #[test]
     fn retry_after_is_read_and_capped() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));

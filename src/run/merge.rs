@@ -82,7 +82,7 @@ fn claims(request: &Request) -> anyhow::Result<Vec<Claim>> {
                         })?;
                         claims.push(Claim {
                             source: shown.clone(),
-                            digest: image.digest.clone(),
+                            digest: image.digest.to_string(),
                             result: Some(ResultClaim {
                                 registry: results.registry.clone(),
                                 revision: results.revision.clone(),

@@ -22,6 +22,7 @@ mod exit_code;
 mod merge;
 mod platform_only;
 mod push;
+mod runner_files;
 mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
@@ -42,6 +43,10 @@ pub async fn main(args: Args) -> u8 {
         }
     };
     let console = Console::new(request.runner.github_actions);
+    let request = match runner_files::check(request, &console) {
+        Ok(request) => request,
+        Err(code) => return code,
+    };
     match run(&request, &console).await {
         Ok(outcome) => match publish(&request, &console, &outcome) {
             Ok(()) => {
@@ -52,7 +57,11 @@ pub async fn main(args: Args) -> u8 {
                 EXIT_OK
             }
             Err(error) => {
-                console.error("Writing outputs failed", &format!("{error:#}"), None);
+                console.error(
+                    "Writing outputs failed",
+                    &format!("{error:#}; {}", runner_files::pushed(&outcome)),
+                    None,
+                );
                 EXIT_SYSTEM
             }
         },
@@ -71,8 +80,13 @@ fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::R
             .with_context(|| format!("writing outputs to `{}`", path.display()))?;
     }
     if let Some(path) = &request.runner.summary_file {
-        github::write_summary(path, &outcome.summary_markdown())
-            .with_context(|| format!("writing the job summary to `{}`", path.display()))?;
+        // The summary is a courtesy: the image is pushed and the outputs are written.
+        if let Err(error) = github::write_summary(path, &outcome.summary_markdown()) {
+            console.warning(&format!(
+                "writing the job summary to `{}`: {error}",
+                path.display()
+            ));
+        }
     }
     console.notice(&outcome.notice());
     Ok(())
@@ -103,6 +117,9 @@ fn elapsed_ms(start: Instant) -> u128 {
 pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
     if request.is_merge() {
         return merge::run(request, console).await;
+    }
+    if request.platform_only {
+        runner_files::check_results_folder(request)?;
     }
     let started = Instant::now();
     // Listing the context is still validation: a bad `.dockerignore` or an escaping symlink

@@ -459,14 +459,10 @@ fn a_split_build_hands_its_results_over_in_the_workspace() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     written.sort();
-    let prefix = repository.replace('/', "_");
-    assert_eq!(
-        written,
-        [
-            format!("{prefix}.linux-amd64.json"),
-            format!("{prefix}.linux-arm64.json")
-        ]
-    );
+    let name = |platform: &str| {
+        ecr_multiarch::handoff::file_name(&repository, &[platform.parse().unwrap()])
+    };
+    assert_eq!(written, [name("linux/amd64"), name("linux/arm64")]);
     assert_eq!(super::registry_tags(&repository), Vec::<String>::new());
 
     // `runner.temp` is not mounted into the container: refused, with the reason.

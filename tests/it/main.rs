@@ -12,6 +12,7 @@
 mod action;
 mod build;
 mod cache;
+mod console;
 mod docs;
 mod ecr_layer;
 mod emulation;

@@ -332,6 +332,40 @@ fn shown(path: &Path) -> String {
     "Invalid input merge",
     &["is a result for registry `123456789012.dkr.ecr.eu-west-1.amazonaws.com`"]
 )]
+#[case::a_tag_for_a_digest(
+    |r: &Results| (vec![shown(&r.amd64), edited(r, &r.arm64, "tag-digest", |v| v["images"][0]["digest"] = "latest".into())], vec![]),
+    "Invalid input merge",
+    &["tag-digest.json` is not an ecr-multiarch result", "`latest` is not a digest"]
+)]
+#[case::a_path_for_a_digest(
+    |r: &Results| (vec![shown(&r.amd64), edited(r, &r.arm64, "path-digest", |v| v["images"][0]["digest"] = "../../../other/manifests/latest".into())], vec![]),
+    "Invalid input merge",
+    &["path-digest.json` is not an ecr-multiarch result", "is not a digest"]
+)]
+#[case::an_index_for_a_manifest(
+    |r: &Results| (vec![shown(&r.amd64), edited(r, &r.arm64, "index-type", |v| v["images"][0]["media-type"] = "application/vnd.oci.image.index.v1+json".into())], vec![]),
+    "Invalid input merge",
+    &["index-type.json` is not an ecr-multiarch result", "not an image manifest's"]
+)]
+#[case::a_fifo(
+    |r: &Results| {
+        let fifo = r.scratch.join("fifo.json");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        (vec![shown(&r.amd64), shown(&fifo)], vec![])
+    },
+    "Invalid input merge",
+    &["fifo.json` is neither a file nor a folder"]
+)]
+#[case::a_file_too_large(
+    |r: &Results| {
+        let big = r.scratch.join("big.json");
+        std::fs::write(&big, " ".repeat(2 << 20)).unwrap();
+        (vec![shown(&r.amd64), shown(&big)], vec![])
+    },
+    "Invalid input merge",
+    &["big.json` is larger than 1048576 bytes"]
+)]
 #[tokio::test]
 async fn a_merge_refuses_what_does_not_fit_and_pushes_nothing(
     #[case] case: Case,
