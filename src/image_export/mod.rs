@@ -369,7 +369,7 @@ where
             .map_err(io_error(format!(
                 "reading the image export of `{platform}`"
             )))?;
-    assemble(platform, entries, known, spool)
+    assemble(platform, &entries, known, spool)
 }
 
 /// Reads every regular file of the export tar, in one pass. With `all_known`, an uncompressed
@@ -563,7 +563,7 @@ fn compressed_media_type(head: &[u8]) -> Option<&'static str> {
 /// Puts the read entries together: config, layers in order, the manifest.
 fn assemble(
     platform: &Platform,
-    entries: HashMap<String, Entry>,
+    entries: &HashMap<String, Entry>,
     known: &KnownLayers,
     spool: tempfile::TempDir,
 ) -> Result<PreparedImage, Error> {
@@ -577,7 +577,7 @@ fn assemble(
             "`{name}` is missing or not a JSON document"
         ))),
     };
-    let save: Vec<SaveManifest> = serde_json::from_slice(&document(&entries, "manifest.json")?)
+    let save: Vec<SaveManifest> = serde_json::from_slice(&document(entries, "manifest.json")?)
         .map_err(|e| malformed(format!("`manifest.json`: {e}")))?;
     let [save] = <[SaveManifest; 1]>::try_from(save).map_err(|all| {
         malformed(format!(
@@ -585,7 +585,7 @@ fn assemble(
             all.len()
         ))
     })?;
-    let config_bytes = document(&entries, &save.config)?;
+    let config_bytes = document(entries, &save.config)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| malformed(format!("the image config: {e}")))?;
     let config_digest = format!("sha256:{:x}", Sha256::digest(&config_bytes));
@@ -630,7 +630,7 @@ fn assemble(
             source: BlobSource::Repository,
         };
         // A layer the image lists twice is one entry, read once and used at every place.
-        let entry = resolve(&entries, name);
+        let entry = resolve(entries, name);
         // OCI layouts name a blob by the digest of its bytes: hold the entry to that.
         if let (Some(hex), Some(content)) = (
             name.strip_prefix("blobs/sha256/"),

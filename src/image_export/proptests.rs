@@ -141,12 +141,11 @@ fn honest(case: &Case) -> (Entries, Vec<u8>, Vec<String>) {
         match case.layout {
             Layout::Legacy => {
                 let name = format!("{place:064}/layer.tar");
-                match first_place.get(pool) {
-                    Some(first) => entries.push((name.clone(), Err(format!("../{first}")))),
-                    None => {
-                        first_place.insert(*pool, name.clone());
-                        entries.push((name.clone(), Ok(tar.clone())));
-                    }
+                if let Some(first) = first_place.get(pool) {
+                    entries.push((name.clone(), Err(format!("../{first}"))));
+                } else {
+                    first_place.insert(*pool, name.clone());
+                    entries.push((name.clone(), Ok(tar.clone())));
                 }
                 entries.push((format!("{place:064}/VERSION"), Ok(b"1.0".to_vec())));
                 names.push(name);

@@ -14,6 +14,8 @@ mod build;
 mod cache;
 mod ecr_layer;
 mod engines;
+mod export;
+mod fidelity;
 mod inputs;
 mod merge;
 mod push;
