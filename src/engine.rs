@@ -1044,7 +1044,9 @@ impl Engine {
            + Send
            + Unpin
            + 'static {
-        Box::pin(self.docker.export_image(&image.image_id))
+        // By the build's own name: on the containerd image store an id can stand for several
+        // images (other builds of the same image, under their names), which other runs remove.
+        Box::pin(self.docker.export_image(&image.name))
     }
 }
 
