@@ -168,6 +168,24 @@ impl Dockerfile {
         Ok(dockerfile)
     }
 
+    /// The stage names (`FROM <image> AS <name>`), lowercased, in order.
+    #[must_use]
+    pub fn stage_names(&self) -> Vec<&str> {
+        self.stages
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .collect()
+    }
+
+    /// Whether `target` names a stage (without case, as BuildKit compares them).
+    #[must_use]
+    pub fn has_stage(&self, target: &str) -> bool {
+        let target = target.to_ascii_lowercase();
+        self.stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(&*target))
+    }
+
     fn instruction(&mut self, keyword: &str, rest: &str, line: usize) -> Result<(), Unresolvable> {
         let words = split_words(rest);
         match keyword {

@@ -38,6 +38,19 @@ pub enum Error {
     UnexpectedAnswer(String),
 }
 
+impl Error {
+    /// Exit 1 for a missing repository the run may not create, 2 for ECR failing.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        match self {
+            Error::RepositoryMissing { .. } => crate::exit_status::ExitStatus::User,
+            Error::Api { .. } | Error::UnexpectedAnswer(_) => {
+                crate::exit_status::ExitStatus::System
+            }
+        }
+    }
+}
+
 fn api_error<E, R>(action: impl Into<String>, error: &SdkError<E, R>) -> Error
 where
     E: std::error::Error + 'static,

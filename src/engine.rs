@@ -17,7 +17,7 @@ use bollard::models::{BuildInfoAux, ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateContainerOptionsBuilder,
     CreateImageOptionsBuilder, ImportImageOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::TryStreamExt;
@@ -31,6 +31,9 @@ use crate::secret::Secret;
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The repository of each build's temporary image name, `ecr-multiarch-build:<uuid>`.
+pub const TEMPORARY_REPOSITORY: &str = "ecr-multiarch-build";
 
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
@@ -108,6 +111,21 @@ pub enum Error {
     UnexpectedAnswer(String),
 }
 
+impl Error {
+    /// Exit 1 for a Dockerfile that does not build, 2 for the Engine failing or unreachable.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        match self {
+            Error::BuildFailed { .. } => crate::exit_status::ExitStatus::User,
+            Error::Connect { .. }
+            | Error::Unsupported { .. }
+            | Error::Lost { .. }
+            | Error::Api { .. }
+            | Error::UnexpectedAnswer(_) => crate::exit_status::ExitStatus::System,
+        }
+    }
+}
+
 /// Which setting names a Docker Engine: what a user changes when it does not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamedBy {
@@ -150,6 +168,10 @@ pub struct BuiltImage {
     pub platform: Platform,
     /// The image id (`sha256:` of its config).
     pub image_id: String,
+    /// The build's own temporary name for it in the Engine, `ecr-multiarch-build:<uuid>`:
+    /// an unnamed image is stored as `moby-dangling@<digest>` on the containerd image store,
+    /// where two builds that end in the same image at once collide (moby/moby#49702).
+    pub name: String,
     /// Uncompressed size in the daemon, bytes.
     pub size: i64,
     /// Its layers' `diff_id`s, in order.
@@ -762,8 +784,10 @@ impl Engine {
         match built {
             // On the containerd image store, two builds that end in the same image at the same
             // moment (a matrix on one runner) both store it as `moby-dangling@<digest>`, and
-            // the second fails with "already exists" (the exporter of moby/moby#49702). The
-            // image is there by then: building again takes every step from the cache.
+            // the second fails with "already exists" (the exporter of moby/moby#49702). Each
+            // build names its image now (`ecr-multiarch-build:<uuid>`), so this should not
+            // happen; should an Engine still store one dangling, the image is there by then:
+            // building again takes every step from the cache.
             Err(Error::BuildFailed { message, .. })
                 if message.contains("moby-dangling@") && message.contains("already exists") =>
             {
@@ -806,6 +830,7 @@ impl Engine {
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let session = uuid::Uuid::new_v4().to_string();
+        let name = format!("{TEMPORARY_REPOSITORY}:{}", uuid::Uuid::new_v4().simple());
         let mut build_args =
             platform_build_args(platform, &self.build_platform, &settings.build_args);
         if settings.inline_cache {
@@ -818,6 +843,7 @@ impl Engine {
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&context.dockerfile)
             .platform(&group)
+            .t(&name)
             .buildargs(&build_args)
             .labels(&settings.labels)
             .nocache(settings.no_cache)
@@ -970,12 +996,33 @@ impl Engine {
         Ok(BuiltImage {
             platform: platform.clone(),
             image_id,
+            name,
             size: inspect.size.unwrap_or_default(),
             diff_ids: inspect
                 .root_fs
                 .and_then(|root_fs| root_fs.layers)
                 .unwrap_or_default(),
         })
+    }
+
+    /// Removes the build's temporary name, and with it the image unless another name holds
+    /// it (BuildKit's cache stays).
+    pub async fn remove(&self, image: &BuiltImage) -> Result<(), Error> {
+        self.docker
+            .remove_image(
+                &image.name,
+                Some(RemoveImageOptionsBuilder::new().build()),
+                None,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| {
+                self.call_failed(
+                    Some(&image.platform),
+                    format!("removing the temporary image `{}`", image.name),
+                    source,
+                )
+            })
     }
 
     /// The built image as the Engine exports it (`GET /images/{id}/get`, the `docker save`
@@ -988,7 +1035,9 @@ impl Engine {
            + Send
            + Unpin
            + 'static {
-        Box::pin(self.docker.export_image(&image.image_id))
+        // By the build's own name: on the containerd image store an id can stand for several
+        // images (other builds of the same image, under their names), which other runs remove.
+        Box::pin(self.docker.export_image(&image.name))
     }
 }
 

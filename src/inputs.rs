@@ -4,8 +4,9 @@
 //!
 //! This is the only module that reads configuration from the environment. Its only other I/O
 //! is checking that the context folder, the Dockerfile, `merge`'s folders and the TLS files
-//! exist (and that `.dockerignore` keeps a TLS key in the context out of it), and reading the
-//! runner's event payload for the time the source was made.
+//! exist (and that `.dockerignore` keeps a TLS key in the context out of it), reading the
+//! runner's event payload for the time the source was made, and reading the Dockerfile's stage
+//! names when `target` is given.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -289,6 +290,10 @@ pub struct Args {
     /// runner's mounts.
     #[arg(long, env = "GITHUB_WORKSPACE", hide = true)]
     pub env_github_workspace: Option<String>,
+    /// `1` or `true`: keep each build's image in the Engine under its temporary name
+    /// (`ecr-multiarch-build:<uuid>`, logged) instead of removing it once exported.
+    #[arg(long, env = "ECR_MULTIARCH_KEEP_IMAGES", hide = true)]
+    pub env_keep_images: Option<String>,
 }
 
 /// The image that registers QEMU user-mode emulators in the host kernel, as
@@ -307,6 +312,12 @@ pub struct InputError {
 }
 
 impl InputError {
+    /// Always the user's to fix.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        crate::exit_status::ExitStatus::User
+    }
+
     fn new(input: &'static str, message: impl Into<String>) -> Self {
         InputError {
             input,
@@ -469,6 +480,9 @@ pub struct Request {
     pub engines: Vec<PlatformEngine>,
     /// TLS for `tcp://` Engines, when `DOCKER_TLS_VERIFY` is set.
     pub docker_tls: Option<DockerTls>,
+    /// Keep each build's image in the Engine under its temporary name
+    /// (`ECR_MULTIARCH_KEEP_IMAGES`); by default it is removed once exported.
+    pub keep_images: bool,
 }
 
 impl Request {
@@ -1384,6 +1398,7 @@ impl TryFrom<Args> for Request {
         let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
         let target = target(args.target.as_ref())?;
         let labels = key_values(names::LABELS, args.labels.as_ref())?;
+        request_url_room(&build_args, &labels)?;
         let network = network(args.network.as_ref())?;
         let no_cache = boolean(names::NO_CACHE, args.no_cache.as_ref(), false)?;
         let repository_cache = boolean(
@@ -1491,6 +1506,9 @@ impl TryFrom<Args> for Request {
         let (context, dockerfile, unused_by_merge) = if merge.is_empty() {
             let context = context(args.context.as_ref())?;
             let dockerfile = dockerfile(args.file.as_ref(), &context)?;
+            if let Some(target) = &target {
+                target_stage(&dockerfile, target)?;
+            }
             (context, dockerfile, Vec::new())
         } else {
             let context = PathBuf::from(given(args.context.as_ref()).unwrap_or("."));
@@ -1543,8 +1561,158 @@ impl TryFrom<Args> for Request {
             unused_by_merge,
             engines,
             docker_tls,
+            keep_images: matches!(
+                given(args.env_keep_images.as_ref()),
+                Some("1" | "true" | "TRUE" | "True")
+            ),
         })
     }
+}
+
+/// How many bytes build args and labels may take, together, in the Engine API's request URL.
+/// They travel in its query string (`buildargs` and `labels`, JSON, URL-encoded), and the URL
+/// as a whole cannot pass 64 KiB (the HTTP stack refuses it: `uri too long`); the rest of the
+/// request (platform, cache sources, the image's own labels) needs a few KiB.
+pub const MAX_ARGS_AND_LABELS_BYTES: usize = 48 * 1024;
+
+/// The size of `pairs` as the Engine API request carries them: JSON, URL-encoded.
+fn url_encoded_json_len(pairs: &BTreeMap<String, String>) -> usize {
+    if pairs.is_empty() {
+        return 0;
+    }
+    serde_json::to_string(pairs)
+        .unwrap_or_default()
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'*' | b'-' | b'.' | b'_' | b' ') {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
+/// Refuses build args and labels that would make the build request's URL too long, naming the
+/// input that takes more of it.
+fn request_url_room(
+    build_args: &BTreeMap<String, String>,
+    labels: &BTreeMap<String, String>,
+) -> Result<(), InputError> {
+    let (args_len, labels_len) = (
+        url_encoded_json_len(build_args),
+        url_encoded_json_len(labels),
+    );
+    let total = args_len + labels_len;
+    if total <= MAX_ARGS_AND_LABELS_BYTES {
+        return Ok(());
+    }
+    Err(InputError::new(
+        if args_len >= labels_len {
+            names::BUILD_ARGS
+        } else {
+            names::LABELS
+        },
+        format!(
+            "build args ({args_len} bytes) and labels ({labels_len} bytes) take {total} bytes in the Docker Engine API's build request (JSON, URL-encoded), more than the limit of {} KiB ({MAX_ARGS_AND_LABELS_BYTES} bytes): the Engine API carries them in the request URL, which cannot pass 64 KiB. Put large values in a file of the build context (or a `RUN --mount=type=secret`) instead",
+            MAX_ARGS_AND_LABELS_BYTES / 1024
+        ),
+    ))
+}
+
+/// Refuses a `target` that is not a stage of the Dockerfile. A Dockerfile this parser cannot
+/// read is left to BuildKit, which says what is wrong with it.
+fn target_stage(dockerfile: &Path, target: &str) -> Result<(), InputError> {
+    let Ok(text) = std::fs::read_to_string(dockerfile) else {
+        return Ok(());
+    };
+    let Ok(parsed) = crate::dockerfile::Dockerfile::parse(&text) else {
+        return Ok(());
+    };
+    if parsed.has_stage(target) {
+        return Ok(());
+    }
+    let stages: Vec<String> = parsed
+        .stage_names()
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect();
+    Err(InputError::new(
+        names::TARGET,
+        format!(
+            "`{}` has no stage `{target}`: {}",
+            dockerfile.display(),
+            if stages.is_empty() {
+                "it names no stage (`FROM <image> AS <name>`)".to_owned()
+            } else {
+                format!("its stages are {}", stages.join(", "))
+            }
+        ),
+    ))
+}
+
+/// Whether this runs as a GitHub Actions step (`GITHUB_ACTIONS=true`), read without the parser.
+#[must_use]
+pub fn on_github_runner() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v.trim() == "true")
+}
+
+/// An argument or variable the parser would refuse because it is not UTF-8: the input it
+/// gives (`INPUT_<NAME>`, `--<name>`), or the variable's name.
+#[must_use]
+pub fn not_utf8() -> Option<InputError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let command = <Args as clap::CommandFactory>::command();
+    let arguments: Vec<&clap::Arg> = command.get_arguments().collect();
+    let input_name = |name: &str| -> &'static str {
+        // Each input's name is a constant; another name (a variable) lives until exit.
+        names::ALL
+            .iter()
+            .find(|known| known.eq_ignore_ascii_case(name))
+            .copied()
+            .unwrap_or_else(|| Box::leak(name.to_owned().into_boxed_str()))
+    };
+    let refusal = |name: &'static str| InputError {
+        input: name,
+        message: "the value is not valid UTF-8: give it as UTF-8 text".to_owned(),
+    };
+    let mut previous_flag: Option<String> = None;
+    for argument in std::env::args_os().skip(1) {
+        let bytes = argument.as_bytes();
+        if let Some(flag) = bytes.strip_prefix(b"--") {
+            let name = flag.split(|b| *b == b'=').next().unwrap_or_default();
+            let name = String::from_utf8_lossy(name).into_owned();
+            if argument.to_str().is_none() {
+                return Some(refusal(input_name(&name)));
+            }
+            previous_flag = Some(name);
+        } else {
+            if argument.to_str().is_none() {
+                let name = previous_flag
+                    .take()
+                    .unwrap_or_else(|| "arguments".to_owned());
+                return Some(refusal(input_name(&name)));
+            }
+            previous_flag = None;
+        }
+    }
+    for argument in arguments {
+        let Some(variable) = argument.get_env() else {
+            continue;
+        };
+        let Some(value) = std::env::var_os(variable) else {
+            continue;
+        };
+        if value.to_str().is_none() {
+            let variable = variable.to_string_lossy();
+            let name = match variable.strip_prefix("INPUT_") {
+                Some(input) => input_name(input),
+                None => input_name(&variable),
+            };
+            return Some(refusal(name));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

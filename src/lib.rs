@@ -5,7 +5,8 @@
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
 //! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
 //! Pure helpers: [`dockerfile`] (the images a build pulls), [`build_digest`]
-//! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs).
+//! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs). Every error kind
+//! states its own [`exit_status`].
 
 pub mod build_digest;
 pub mod context;
@@ -13,6 +14,7 @@ pub mod dockerfile;
 pub mod ecr;
 pub mod emulation;
 pub mod engine;
+pub mod exit_status;
 pub mod github;
 pub mod github_api;
 pub mod handoff;

@@ -3,9 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecr_multiarch::{inputs::Args, run};
+use ecr_multiarch::{
+    inputs::{self, Args},
+    run,
+};
 
 fn main() -> ExitCode {
+    // Before the parser, which would refuse it with its own text, exit 2 and no annotation.
+    if let Some(error) = inputs::not_utf8() {
+        return ExitCode::from(run::refuse(&error, inputs::on_github_runner()));
+    }
     let args = Args::parse();
     // One TLS stack for every client (bollard, oci-client, the AWS SDK): rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();

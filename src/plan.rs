@@ -70,6 +70,14 @@ pub struct ImmutableTag {
     pub mutability: String,
 }
 
+impl ImmutableTag {
+    /// The user's to fix: another tag, or the repository's mutability.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        crate::exit_status::ExitStatus::User
+    }
+}
+
 /// Decides each tag's fate: a tag that already holds `digest` is left alone; any other is
 /// pushed, unless it exists and the repository's mutability makes it immutable, which fails the
 /// run before anything is uploaded.

@@ -154,6 +154,14 @@ pub struct PlatformMismatch {
     pub digest: String,
 }
 
+impl PlatformMismatch {
+    /// Always the user's to fix: the Dockerfile, or the image named, is of another platform.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        crate::exit_status::ExitStatus::User
+    }
+}
+
 /// Why a platform string was refused; each message names the value and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlatformParseError {

@@ -200,6 +200,14 @@ pub fn evaluate(raw_tags: &[String], rules: &[TagRule], git: &GitRef) -> Evaluat
             TagRule::Latest => add(&mut evaluation, "latest".to_owned(), source),
             TagRule::Raw(tag) => add(&mut evaluation, tag.clone(), source),
             TagRule::Commit | TagRule::CommitShort => match git.sha.as_deref() {
+                // A commit id is hex (40 digits, 64 in a SHA-256 repository): anything else
+                // would make an invalid tag.
+                Some(sha)
+                    if !sha.is_empty()
+                        && (sha.len() > 128 || !sha.bytes().all(|b| b.is_ascii_hexdigit())) =>
+                {
+                    skip(&mut evaluation, "`GITHUB_SHA` is not a commit id");
+                }
                 Some(sha) if !sha.is_empty() => {
                     let tag = if *rule == TagRule::Commit {
                         sha.to_owned()
@@ -222,6 +230,10 @@ pub fn evaluate(raw_tags: &[String], rules: &[TagRule], git: &GitRef) -> Evaluat
                 _ => skip(&mut evaluation, "this run is not for a branch"),
             },
             TagRule::Semver => match git.version() {
+                Some(version) if semver_tag(&version).len() > 128 => skip(
+                    &mut evaluation,
+                    "the version is longer than a tag may be (128 characters)",
+                ),
                 Some(version) if !version.pre.is_empty() => {
                     add(&mut evaluation, semver_tag(&version), source);
                 }
@@ -389,5 +401,110 @@ mod tests {
     #[case("Latest")]
     fn refuses_unknown_rules(#[case] text: &str) {
         assert!(text.parse::<TagRule>().is_err());
+    }
+}
+
+/// Property tests (issue 14): whatever the rules and the runner's ref variables, evaluating
+/// never panics and every tag produced is a valid OCI tag.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The distribution spec's tag grammar: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+    fn is_oci_tag(tag: &str) -> bool {
+        let mut bytes = tag.bytes();
+        bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && tag.len() <= 128
+            && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zA-Z0-9/._+-]{0,40}",
+            "v?[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(-[a-zA-Z0-9.-]{1,200})?(\\+[a-zA-Z0-9.]{1,20})?",
+            "[0-9a-f]{40}",
+        ]
+    }
+
+    fn git_ref() -> impl Strategy<Value = GitRef> {
+        let full = prop_oneof![
+            text().prop_map(|t| format!("refs/heads/{t}")),
+            text().prop_map(|t| format!("refs/tags/{t}")),
+            text().prop_map(|t| format!("refs/pull/{t}/merge")),
+            text(),
+        ];
+        (
+            proptest::option::of(full),
+            proptest::option::of(text()),
+            proptest::option::of(prop_oneof![
+                Just("branch".to_owned()),
+                Just("tag".to_owned()),
+                text()
+            ]),
+            proptest::option::of(text()),
+        )
+            .prop_map(|(full, name, kind, sha)| GitRef {
+                full,
+                name,
+                kind,
+                sha,
+            })
+    }
+
+    fn rule_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("latest".to_owned()),
+            Just("latest=auto".to_owned()),
+            Just("commit".to_owned()),
+            Just("commit-short".to_owned()),
+            Just("branch".to_owned()),
+            Just("semver".to_owned()),
+            "[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}".prop_map(|t| format!("raw={t}")),
+            text(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn rules_give_valid_tags_or_nothing(
+            lines in prop::collection::vec(rule_line(), 0..8),
+            raw in prop::collection::vec("[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", 0..3),
+            git in git_ref(),
+            existing in prop::collection::vec(text(), 0..5),
+        ) {
+            // Parsing any text never panics; what parses is what the inputs module accepts
+            // (`raw=` tags it checks itself, as generated here).
+            let rules: Vec<TagRule> = lines
+                .iter()
+                .filter_map(|l| l.parse::<TagRule>().ok())
+                .filter(|r| !matches!(r, TagRule::Raw(tag) if !is_oci_tag(tag)))
+                .collect();
+            for rule in &rules {
+                let again = rule.to_string().parse::<TagRule>();
+                prop_assert_eq!(again.as_ref(), Ok(rule));
+            }
+            let evaluation = evaluate(&raw, &rules, &git);
+            for tag in &evaluation.tags {
+                prop_assert!(is_oci_tag(&tag.tag), "`{}` from `{}` is not a valid tag", tag.tag, tag.source);
+            }
+            let mut seen = std::collections::HashSet::new();
+            prop_assert!(evaluation.tags.iter().all(|t| seen.insert(&t.tag)), "a tag twice");
+            if let Some(version) = &evaluation.latest_auto {
+                prop_assert!(version.pre.is_empty());
+                let _ = is_highest(version, existing.iter().map(String::as_str));
+            }
+        }
+
+        #[test]
+        fn a_sanitized_name_is_a_valid_tag_or_empty(name in text()) {
+            let tag = sanitize(&name);
+            prop_assert!(tag.is_empty() || is_oci_tag(&tag), "`{}`", tag);
+        }
     }
 }

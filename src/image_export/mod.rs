@@ -14,6 +14,8 @@
 
 pub mod compress;
 pub mod media_type;
+#[cfg(test)]
+mod proptests;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -56,6 +58,18 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl Error {
+    /// Exit 1 for an image of another platform (the Dockerfile pins one), 2 for an export the
+    /// Engine sent wrong or could not send.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        match self {
+            Error::PlatformMismatch(mismatch) => mismatch.exit_status(),
+            Error::Io { .. } | Error::Malformed { .. } => crate::exit_status::ExitStatus::System,
+        }
+    }
 }
 
 /// A content descriptor, as manifests name blobs.
@@ -223,8 +237,9 @@ pub fn same_image_but_cache_records(held: &[u8], built: &[u8]) -> bool {
 enum Entry {
     /// A small JSON document.
     Document(Bytes),
-    /// A layer the repository already holds (found by the entry's name), skipped unread.
-    Known(Descriptor),
+    /// A layer the repository already holds, with the digest of the entry's bytes: found by
+    /// the entry's name (`blobs/sha256/<hex>`, skipped unread) or by hashing it.
+    Known { blob: Descriptor, content: String },
     /// An uncompressed layer tar, compressed into a file.
     Compressed {
         diff_id: String,
@@ -233,6 +248,62 @@ enum Entry {
     },
     /// A layer already compressed in the export (containerd image store), copied as it is.
     AsStored { blob: Descriptor, path: PathBuf },
+    /// A symbolic or hard link to another entry, by its name in the export: Docker 20.10
+    /// writes a layer the image lists twice once, and links the second `<id>/layer.tar` to the
+    /// first (`../<id2>/layer.tar`).
+    Link(String),
+}
+
+/// How many links a name may go through to its entry (a loop ends here).
+const MAX_LINKS: usize = 16;
+
+impl Entry {
+    /// The digest of the entry's bytes as the export holds them, for a layer entry.
+    fn content_digest(&self) -> Option<&str> {
+        match self {
+            Entry::Known { content, .. } => Some(content),
+            Entry::Compressed { diff_id, .. } => Some(diff_id),
+            Entry::AsStored { blob, .. } => Some(&blob.digest),
+            Entry::Document(_) | Entry::Link(_) => None,
+        }
+    }
+}
+
+/// The name a link entry points to, as a name in the export: a hard link names it from the
+/// archive's root, a symbolic link from the link's own folder. `None` when it leaves the export.
+fn link_target(name: &str, target: &str, symbolic: bool) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    if symbolic && !target.starts_with('/') {
+        parts.extend(name.split('/').filter(|p| !p.is_empty() && *p != "."));
+        parts.pop();
+    }
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The entry a name stands for, through links.
+fn resolve<'a>(entries: &'a HashMap<String, Entry>, name: &str) -> Option<&'a Entry> {
+    let mut entry = entries.get(name)?;
+    for _ in 0..MAX_LINKS {
+        match entry {
+            Entry::Link(target) => entry = entries.get(target)?,
+            other => return Some(other),
+        }
+    }
+    None
+}
+
+/// An entry's name as a key: without a leading `./`, as `manifest.json` names entries.
+fn entry_key(name: &str) -> String {
+    name.trim_start_matches("./").to_owned()
 }
 
 /// `manifest.json` of a `docker save` archive.
@@ -298,7 +369,7 @@ where
             .map_err(io_error(format!(
                 "reading the image export of `{platform}`"
             )))?;
-    assemble(platform, entries, known, spool)
+    assemble(platform, &entries, known, spool)
 }
 
 /// Reads every regular file of the export tar, in one pass. With `all_known`, an uncompressed
@@ -313,18 +384,37 @@ fn read_entries(
     let mut archive = tar::Archive::new(reader);
     for (index, entry) in archive.entries()?.enumerate() {
         let mut entry = entry?;
-        if entry.header().entry_type() != tar::EntryType::Regular {
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let name = entry_key(&entry.path()?.to_string_lossy());
+            let target = entry
+                .link_name()?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // A link out of the export names nothing: the layer it stands for is missing.
+            let target = link_target(&name, &target, kind.is_symlink()).unwrap_or_default();
+            entries.insert(name, Entry::Link(target));
             continue;
         }
-        let name = entry.path()?.to_string_lossy().into_owned();
+        if kind != tar::EntryType::Regular && kind != tar::EntryType::Continuous {
+            continue;
+        }
+        let name = entry_key(&entry.path()?.to_string_lossy());
         let size = entry.size();
         // OCI layouts name blobs by digest: a layer the repository holds is not read at all.
-        if let Some(blob) = name
+        if let Some((content, blob)) = name
             .strip_prefix("blobs/sha256/")
-            .and_then(|hex| known.get(&format!("sha256:{hex}")))
+            .map(|hex| format!("sha256:{hex}"))
+            .and_then(|digest| known.get(&digest).map(|blob| (digest, blob)))
         {
             io::copy(&mut entry, &mut io::sink())?;
-            entries.insert(name, Entry::Known(blob.clone()));
+            entries.insert(
+                name,
+                Entry::Known {
+                    blob: blob.clone(),
+                    content,
+                },
+            );
             continue;
         }
         let mut head = Vec::with_capacity(512);
@@ -353,7 +443,10 @@ fn read_entries(
                     "layer `{name}` is `{diff_id}`, which the Engine did not list for this image"
                 ))
             })?;
-            Entry::Known(blob.clone())
+            Entry::Known {
+                blob: blob.clone(),
+                content: diff_id,
+            }
         } else if let Some(media_type) = compressed_media_type(&head) {
             let path = dir.join(format!("{index}.blob"));
             let mut out = Hashing::new(BufWriter::with_capacity(CHUNK, File::create(&path)?));
@@ -470,7 +563,7 @@ fn compressed_media_type(head: &[u8]) -> Option<&'static str> {
 /// Puts the read entries together: config, layers in order, the manifest.
 fn assemble(
     platform: &Platform,
-    mut entries: HashMap<String, Entry>,
+    entries: &HashMap<String, Entry>,
     known: &KnownLayers,
     spool: tempfile::TempDir,
 ) -> Result<PreparedImage, Error> {
@@ -478,13 +571,13 @@ fn assemble(
         platform: platform.clone(),
         reason,
     };
-    let document = |entries: &HashMap<String, Entry>, name: &str| match entries.get(name) {
+    let document = |entries: &HashMap<String, Entry>, name: &str| match resolve(entries, name) {
         Some(Entry::Document(bytes)) => Ok(bytes.clone()),
         _ => Err(malformed(format!(
             "`{name}` is missing or not a JSON document"
         ))),
     };
-    let save: Vec<SaveManifest> = serde_json::from_slice(&document(&entries, "manifest.json")?)
+    let save: Vec<SaveManifest> = serde_json::from_slice(&document(entries, "manifest.json")?)
         .map_err(|e| malformed(format!("`manifest.json`: {e}")))?;
     let [save] = <[SaveManifest; 1]>::try_from(save).map_err(|all| {
         malformed(format!(
@@ -492,10 +585,24 @@ fn assemble(
             all.len()
         ))
     })?;
-    let config_bytes = document(&entries, &save.config)?;
+    let config_bytes = document(entries, &save.config)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| malformed(format!("the image config: {e}")))?;
     let config_digest = format!("sha256:{:x}", Sha256::digest(&config_bytes));
+    // A config is named by its digest: `blobs/sha256/<hex>`, or `<hex>.json` (Docker 20.10).
+    let named = save.config.strip_prefix("blobs/sha256/").or_else(|| {
+        save.config
+            .strip_suffix(".json")
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    if let Some(hex) = named {
+        if config_digest.strip_prefix("sha256:") != Some(hex) {
+            return Err(malformed(format!(
+                "the config `{}` holds `{config_digest}`",
+                save.config
+            )));
+        }
+    }
     if !platform.is_satisfied_by(&config.os, &config.architecture, config.variant.as_deref()) {
         return Err(PlatformMismatch {
             wanted: platform.clone(),
@@ -522,14 +629,33 @@ fn assemble(
             descriptor,
             source: BlobSource::Repository,
         };
-        let blob = match entries.remove(name) {
-            Some(Entry::Known(descriptor)) => held(descriptor),
+        // A layer the image lists twice is one entry, read once and used at every place.
+        let entry = resolve(entries, name);
+        // OCI layouts name a blob by the digest of its bytes: hold the entry to that.
+        if let (Some(hex), Some(content)) = (
+            name.strip_prefix("blobs/sha256/"),
+            entry.and_then(Entry::content_digest),
+        ) {
+            if content.strip_prefix("sha256:") != Some(hex) {
+                return Err(malformed(format!("layer `{name}` holds `{content}`")));
+            }
+        }
+        let blob = match entry {
+            Some(Entry::Known { blob, content }) => {
+                // Hashed, not found by its blob name: it must be this place's layer.
+                if !name.starts_with("blobs/") && content != diff_id {
+                    return Err(malformed(format!(
+                        "layer `{name}` is `{content}`, the config says `{diff_id}`"
+                    )));
+                }
+                held(blob.clone())
+            }
             Some(Entry::Compressed {
                 diff_id: read,
                 blob,
                 path,
             }) => {
-                if &read != diff_id {
+                if read != diff_id {
                     return Err(malformed(format!(
                         "layer `{name}` is `{read}`, the config says `{diff_id}`"
                     )));
@@ -538,19 +664,19 @@ fn assemble(
                 match known.get(diff_id) {
                     Some(descriptor) => held(descriptor.clone()),
                     None => Blob {
-                        descriptor: blob,
-                        source: BlobSource::File(path),
+                        descriptor: blob.clone(),
+                        source: BlobSource::File(path.clone()),
                     },
                 }
             }
             Some(Entry::AsStored { blob, path }) => match known.get(diff_id) {
                 Some(descriptor) => held(descriptor.clone()),
                 None => Blob {
-                    descriptor: blob,
-                    source: BlobSource::File(path),
+                    descriptor: blob.clone(),
+                    source: BlobSource::File(path.clone()),
                 },
             },
-            Some(Entry::Document(_)) | None => {
+            Some(Entry::Document(_) | Entry::Link(_)) | None => {
                 return Err(malformed(format!("layer `{name}` is missing")));
             }
         };
@@ -883,5 +1009,176 @@ mod tests {
             Err(Error::PlatformMismatch(mismatch)) => assert_eq!(mismatch.found, "linux/amd64"),
             other => panic!("expected a platform mismatch, got {other:?}"),
         }
+    }
+
+    /// An export tar from entries that are files (`Ok`) or symbolic links (`Err(target)`).
+    fn export_with_links(entries: &[(String, Result<Vec<u8>, String>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, entry) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o644);
+            match entry {
+                Ok(bytes) => {
+                    header.set_size(bytes.len() as u64);
+                    header.set_cksum();
+                    builder
+                        .append_data(&mut header, name, &bytes[..])
+                        .expect("append");
+                }
+                Err(target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, name, target)
+                        .expect("append link");
+                }
+            }
+        }
+        builder.into_inner().expect("tar")
+    }
+
+    /// Docker 20.10 writes a layer the image lists twice once, and the second `layer.tar` as a
+    /// symbolic link to the first (issue 14, §1).
+    #[tokio::test]
+    async fn a_repeated_layer_written_as_a_link_is_used_at_each_place() {
+        let empty = layer("");
+        let app = layer("app");
+        let diff_ids = vec![digest(&app), digest(&empty), digest(&empty)];
+        let config = config("amd64", &diff_ids);
+        let config_name = format!("{}.json", &digest(&config)[7..]);
+        let names: Vec<String> = (0..3).map(|i| format!("{i:064}/layer.tar")).collect();
+        let tar = export_with_links(&[
+            (config_name.clone(), Ok(config)),
+            (names[0].clone(), Ok(app)),
+            (names[1].clone(), Ok(empty)),
+            (names[2].clone(), Err(format!("../{:064}/layer.tar", 1))),
+            (
+                "manifest.json".to_owned(),
+                Ok(save_manifest(&config_name, &names)),
+            ),
+        ]);
+        let (prepared, _temp) =
+            prepare_export("linux/amd64", tar, &KnownLayers::default(), &diff_ids).await;
+        let prepared = prepared.expect("prepared");
+        assert_eq!(prepared.layers.len(), 3);
+        assert_eq!(prepared.layers[1], prepared.layers[2]);
+        assert_ne!(prepared.layers[0], prepared.layers[1]);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&prepared.manifest.bytes).expect("json");
+        assert_eq!(manifest["layers"].as_array().expect("layers").len(), 3);
+    }
+
+    /// An OCI layout holds a blob once however often the image lists it.
+    #[tokio::test]
+    async fn a_blob_listed_twice_in_an_oci_layout_is_used_twice() {
+        let empty = layer("");
+        let diff_ids = vec![digest(&empty), digest(&empty)];
+        let config = config("amd64", &diff_ids);
+        let config_name = format!("blobs/sha256/{}", &digest(&config)[7..]);
+        let layer_name = format!("blobs/sha256/{}", &digest(&empty)[7..]);
+        let tar = export(&[
+            (layer_name.clone(), empty),
+            (config_name.clone(), config),
+            (
+                "manifest.json".to_owned(),
+                save_manifest(&config_name, &[layer_name.clone(), layer_name]),
+            ),
+        ]);
+        for known in [KnownLayers::default(), {
+            let mut known = KnownLayers::default();
+            known.insert(
+                &diff_ids[0],
+                Descriptor {
+                    media_type: media_type::DOCKER_LAYER_GZIP.to_owned(),
+                    size: 1,
+                    digest: format!("sha256:{}", "e".repeat(64)),
+                },
+            );
+            known
+        }] {
+            let (prepared, _temp) =
+                prepare_export("linux/amd64", tar.clone(), &known, &diff_ids).await;
+            let prepared = prepared.expect("prepared");
+            assert_eq!(prepared.layers.len(), 2);
+            assert_eq!(prepared.layers[0], prepared.layers[1]);
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::a_loop(&[("a/layer.tar", "../b/layer.tar"), ("b/layer.tar", "../a/layer.tar")])]
+    #[case::out_of_the_export(&[("a/layer.tar", "../../etc/passwd")])]
+    #[case::to_nothing(&[("a/layer.tar", "../c/layer.tar")])]
+    #[case::to_a_document(&[("a/layer.tar", "../manifest.json")])]
+    #[tokio::test]
+    async fn a_link_that_names_no_layer_is_a_missing_layer(#[case] links: &[(&str, &str)]) {
+        let diff_ids = vec![digest(&layer("x"))];
+        let config = config("amd64", &diff_ids);
+        let config_name = format!("{}.json", &digest(&config)[7..]);
+        let mut entries: Vec<(String, Result<Vec<u8>, String>)> = links
+            .iter()
+            .map(|(name, target)| ((*name).to_owned(), Err((*target).to_owned())))
+            .collect();
+        entries.push((config_name.clone(), Ok(config)));
+        entries.push((
+            "manifest.json".to_owned(),
+            Ok(save_manifest(&config_name, &["a/layer.tar".to_owned()])),
+        ));
+        let (prepared, _temp) = prepare_export(
+            "linux/amd64",
+            export_with_links(&entries),
+            &KnownLayers::default(),
+            &diff_ids,
+        )
+        .await;
+        match prepared {
+            Err(Error::Malformed { reason, .. }) => {
+                assert!(reason.contains("`a/layer.tar` is missing"), "{reason}");
+            }
+            other => panic!("expected a missing layer, got {other:?}"),
+        }
+    }
+
+    /// A blob name says what its bytes are: a link to another blob is not that blob.
+    #[tokio::test]
+    async fn a_blob_name_that_is_not_its_content_is_refused() {
+        let (one, two) = (layer("one"), layer("two"));
+        let diff_ids = vec![digest(&one)];
+        let config = config("amd64", &diff_ids);
+        let config_name = format!("blobs/sha256/{}", &digest(&config)[7..]);
+        let one_name = format!("blobs/sha256/{}", &digest(&one)[7..]);
+        let two_name = format!("blobs/sha256/{}", &digest(&two)[7..]);
+        let tar = export_with_links(&[
+            (two_name.clone(), Ok(two)),
+            (
+                one_name.clone(),
+                Err(format!("./{}", &digest(&layer("two"))[7..])),
+            ),
+            (config_name.clone(), Ok(config)),
+            (
+                "manifest.json".to_owned(),
+                Ok(save_manifest(&config_name, &[one_name])),
+            ),
+        ]);
+        let (prepared, _temp) =
+            prepare_export("linux/amd64", tar, &KnownLayers::default(), &diff_ids).await;
+        match prepared {
+            Err(Error::Malformed { reason, .. }) => assert!(reason.contains("holds"), "{reason}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[rstest::rstest]
+    #[case("a/layer.tar", "../b/layer.tar", true, Some("b/layer.tar"))]
+    #[case("a/layer.tar", "b/layer.tar", false, Some("b/layer.tar"))]
+    #[case("blobs/sha256/x", "./y", true, Some("blobs/sha256/y"))]
+    #[case("blobs/sha256/x", "/blobs/sha256/y", true, Some("blobs/sha256/y"))]
+    #[case("a/layer.tar", "../../x", true, None)]
+    fn links_are_resolved_from_where_they_are(
+        #[case] name: &str,
+        #[case] target: &str,
+        #[case] symbolic: bool,
+        #[case] expected: Option<&str>,
+    ) {
+        assert_eq!(link_target(name, target, symbolic).as_deref(), expected);
     }
 }

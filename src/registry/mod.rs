@@ -121,6 +121,23 @@ impl Error {
         )
     }
 
+    /// Exit 1 for what the user fixes: credentials or permissions refused, an image of
+    /// another platform, a digest the repository lacks, an index named for one image, an
+    /// immutable tag another run moved meanwhile (`TAG_INVALID`); 2 for the registry failing.
+    #[must_use]
+    pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
+        use crate::exit_status::ExitStatus;
+        match self {
+            Error::PlatformMismatch(mismatch) => mismatch.exit_status(),
+            Error::NotInRepository { .. } | Error::SeveralImages { .. } => ExitStatus::User,
+            error if error.is_denied() || error.code() == Some("TAG_INVALID") => ExitStatus::User,
+            Error::Status { .. }
+            | Error::Transport { .. }
+            | Error::Io { .. }
+            | Error::Malformed { .. } => ExitStatus::System,
+        }
+    }
+
     /// The distribution error code of a status error.
     #[must_use]
     pub fn code(&self) -> Option<&str> {

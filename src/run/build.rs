@@ -92,10 +92,47 @@ pub async fn build_all(
         }
     }
     if let Some(first) = failures.into_iter().next() {
+        // The platforms that built leave no image behind either.
+        release_all(request, engines, &built, console).await;
         // Every platform's failure is already in its group's log; the first one is reported.
         return Err(anyhow::Error::new(first).context("nothing was pushed"));
     }
     Ok(built)
+}
+
+/// Removes each build's temporary image from its Engine once it is exported (issue 14, §8),
+/// unless `ECR_MULTIARCH_KEEP_IMAGES=1` asks to keep them: then each one's name is logged, for
+/// `docker save`, `docker run` or `docker image rm`. A failed removal only warns: what was
+/// asked is done, and the image is named in the warning.
+pub async fn release_all(
+    request: &Request,
+    engines: &Engines,
+    built: &[(BuiltImage, u128)],
+    console: &Console,
+) {
+    if request.keep_images {
+        for (image, _) in built {
+            console.info(&format!(
+                "kept the `{}` image in the Engine as `{}` (ECR_MULTIARCH_KEEP_IMAGES)",
+                image.platform, image.name
+            ));
+        }
+        return;
+    }
+    let removals = join_all(built.iter().map(|(image, _)| async move {
+        let removed = engines.for_platform(&image.platform).remove(image).await;
+        (image, removed)
+    }))
+    .await;
+    for (image, removed) in removals {
+        if let Err(error) = removed {
+            console.warning(&format!(
+                "{} (remove it with `docker image rm {}`)",
+                crate::error_chain(&error),
+                image.name
+            ));
+        }
+    }
 }
 
 /// Every built image as the registry will hold it, with the time that took.

@@ -33,14 +33,7 @@ pub async fn main(args: Args) -> u8 {
     let github_actions = args.env_github_actions.as_deref() == Some("true");
     let request = match Request::try_from(args) {
         Ok(request) => request,
-        Err(error) => {
-            Console::new(github_actions).error(
-                &format!("Invalid input {}", error.input),
-                &error.to_string(),
-                None,
-            );
-            return EXIT_USER;
-        }
+        Err(error) => return refuse(&error, github_actions),
     };
     let console = Console::new(request.runner.github_actions);
     let request = match runner_files::check(request, &console) {
@@ -71,6 +64,16 @@ pub async fn main(args: Args) -> u8 {
             code
         }
     }
+}
+
+/// Refuses an input before anything happens: one annotation naming it, exit 1.
+pub fn refuse(error: &InputError, github_actions: bool) -> u8 {
+    Console::new(github_actions).error(
+        &format!("Invalid input {}", error.input),
+        &error.to_string(),
+        None,
+    );
+    EXIT_USER
 }
 
 /// Writes the outputs file and the summary (on a runner) and the notice.
@@ -267,7 +270,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         ))
         .with_registry_login(login);
     let built = build::build_all(request, &settings, &plan, &engines, &context, console).await?;
-    let prepared = build::prepare_all(&engines, &built, &state.existing, console).await?;
+    let prepared = build::prepare_all(&engines, &built, &state.existing, console).await;
+    // Exported (or failed): the builds' temporary images go (issue 14, §8).
+    build::release_all(request, &engines, &built, console).await;
+    let prepared = prepared?;
 
     let index = Index::with_annotations(
         prepared

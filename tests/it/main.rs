@@ -17,6 +17,8 @@ mod docs;
 mod ecr_layer;
 mod emulation;
 mod engines;
+mod export;
+mod fidelity;
 mod inputs;
 mod merge;
 mod push;
