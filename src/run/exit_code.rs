@@ -62,6 +62,17 @@ pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option
         if let Some(ecr::Error::RepositoryMissing { .. }) = cause.downcast_ref::<ecr::Error>() {
             return (EXIT_USER, "Repository missing".to_owned(), None);
         }
+        // Issue 18: no creation template for `create-repository: template`; a policy or key
+        // ECR refuses.
+        match cause.downcast_ref::<ecr::Error>() {
+            Some(ecr::Error::NoCreationTemplate { .. }) => {
+                return (EXIT_USER, "No repository creation template".to_owned(), None);
+            }
+            Some(ecr::Error::SettingRefused { input, .. }) => {
+                return (EXIT_USER, format!("ECR refused {input}"), None);
+            }
+            _ => {}
+        }
         if let Some(mismatch) = cause.downcast_ref::<PlatformMismatch>() {
             return (
                 EXIT_USER,
