@@ -47,6 +47,8 @@ Control API (plain HTTP, JSON, no auth, outside the ECR API's `POST /`):
   GET    /_ecr-api/calls[?repository=R][&access_key=K][&digest=D][&origin=O]
                                                   {"calls": {action: count}} of matching calls
                                                   (origin `client` unless given; `any` for all)
+  GET    /_ecr-api/archived?repository=R          {"digests": [...]}: the images of R that are not
+                                                  ACTIVE (the ECR layer answers their pulls 404)
   POST   /_ecr-api/image-status                   {"repository", "digest", "status"}: sets an
                                                   image's archive status (ACTIVE, ARCHIVED,
                                                   ACTIVATING) without the API
@@ -727,6 +729,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     )
                 },
             )
+        if route == "archived" and self.command == "GET":
+            repository = query.get("repository")
+            with state.lock:
+                digests = sorted(
+                    digest
+                    for (name, digest), entry in state.image_status.items()
+                    if name == repository and entry["imageStatus"] != "ACTIVE"
+                )
+            return self.send_json(200, {"digests": digests})
         if route == "image-status" and self.command == "POST":
             if not isinstance(spec, dict) or spec.get("status") not in IMAGE_STATUSES or not spec.get("repository") or not spec.get("digest"):
                 return self.send_json(400, {"error": "{\"repository\", \"digest\", \"status\": ACTIVE|ARCHIVED|ACTIVATING} expected"})

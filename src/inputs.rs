@@ -269,6 +269,12 @@ pub struct Args {
     /// The AWS SDK's dual-stack setting.
     #[arg(long, env = "AWS_USE_DUALSTACK_ENDPOINT", hide = true)]
     pub env_use_dualstack_endpoint: Option<String>,
+    /// An explicit ECR API endpoint URL, as the AWS SDK reads it.
+    #[arg(long, env = "AWS_ENDPOINT_URL_ECR", hide = true)]
+    pub env_endpoint_url_ecr: Option<String>,
+    /// An explicit endpoint URL for every AWS service, as the AWS SDK reads it.
+    #[arg(long, env = "AWS_ENDPOINT_URL", hide = true)]
+    pub env_endpoint_url: Option<String>,
 
     /// Region fallback, as the AWS CLI reads it.
     #[arg(long, env = "AWS_REGION", hide = true)]
@@ -1551,6 +1557,8 @@ impl TryFrom<Args> for Request {
                 endpoint: args.endpoint.as_ref(),
                 env_use_fips: args.env_use_fips_endpoint.as_ref(),
                 env_use_dual_stack: args.env_use_dualstack_endpoint.as_ref(),
+                explicit_endpoint_url: given(args.env_endpoint_url_ecr.as_ref()).is_some()
+                    || given(args.env_endpoint_url.as_ref()).is_some(),
                 image_tag_mutability: args.image_tag_mutability.as_ref(),
                 image_tag_mutability_exclusion_filters: args
                     .image_tag_mutability_exclusion_filters

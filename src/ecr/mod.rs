@@ -200,14 +200,29 @@ impl Ecr {
             .http_client(http_client);
         // The SDK picks the API's FIPS or dual-stack endpoint (`AWS_USE_*_ENDPOINT` already
         // decided `endpoint` when the input was empty).
-        match request.repository_settings.endpoint {
-            Endpoint::Default => {}
-            Endpoint::DualStack => loader = loader.use_dual_stack(true),
-            Endpoint::Fips => loader = loader.use_fips(true),
+        if !request.repository_settings.explicit_endpoint_url {
+            match request.repository_settings.endpoint {
+                Endpoint::Default => {}
+                Endpoint::DualStack => loader = loader.use_dual_stack(true),
+                Endpoint::Fips => loader = loader.use_fips(true),
+            }
         }
         let config = loader.load().await;
+        // An explicit endpoint URL (`AWS_ENDPOINT_URL_ECR`, e.g. a VPC endpoint) is used as
+        // given: the SDK refuses FIPS or dual-stack beside one. The registry host still
+        // follows `endpoint`.
+        let client = if request.repository_settings.explicit_endpoint_url {
+            aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(&config)
+                    .use_fips(false)
+                    .use_dual_stack(false)
+                    .build(),
+            )
+        } else {
+            aws_sdk_ecr::Client::new(&config)
+        };
         Ecr {
-            client: aws_sdk_ecr::Client::new(&config),
+            client,
             region: request.aws_region.clone(),
             registry_id: request.registry_id.clone(),
             endpoint: request.repository_settings.endpoint,

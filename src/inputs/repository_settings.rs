@@ -118,6 +118,10 @@ pub struct RepositorySettings {
     pub mutability_given: bool,
     /// Whether `scan-on-push` was given, so compared.
     pub scan_on_push_given: bool,
+    /// `AWS_ENDPOINT_URL_ECR` (or `AWS_ENDPOINT_URL`) names the API's address: the SDK uses it
+    /// as given (it refuses FIPS or dual-stack beside one); `endpoint` then picks the registry
+    /// host only.
+    pub explicit_endpoint_url: bool,
 }
 
 /// The raw values of the inputs this module reads.
@@ -131,6 +135,7 @@ pub(super) struct Raw<'a> {
     pub endpoint: Option<&'a String>,
     pub env_use_fips: Option<&'a String>,
     pub env_use_dual_stack: Option<&'a String>,
+    pub explicit_endpoint_url: bool,
     pub image_tag_mutability: Option<&'a String>,
     pub image_tag_mutability_exclusion_filters: Option<&'a String>,
     pub scan_on_push: Option<&'a String>,
@@ -383,6 +388,7 @@ pub(super) fn repository_settings(raw: &Raw<'_>) -> Result<RepositorySettings, I
         mutability_given: given(raw.image_tag_mutability).is_some()
             || given(raw.image_tag_mutability_exclusion_filters).is_some(),
         scan_on_push_given: given(raw.scan_on_push).is_some(),
+        explicit_endpoint_url: raw.explicit_endpoint_url,
     })
 }
 

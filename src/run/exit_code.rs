@@ -66,7 +66,11 @@ pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option
         // ECR refuses.
         match cause.downcast_ref::<ecr::Error>() {
             Some(ecr::Error::NoCreationTemplate { .. }) => {
-                return (EXIT_USER, "No repository creation template".to_owned(), None);
+                return (
+                    EXIT_USER,
+                    "No repository creation template".to_owned(),
+                    None,
+                );
             }
             Some(ecr::Error::SettingRefused { input, .. }) => {
                 return (EXIT_USER, format!("ECR refused {input}"), None);

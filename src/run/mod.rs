@@ -170,8 +170,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         },
         request.aws_region
     ));
-    let mut repository_notes =
-        repository_settings::report(console, &plan.repository, &repository);
+    let mut repository_notes = repository_settings::report(console, &plan.repository, &repository);
     // An archived image under the first tag cannot be pulled: the run treats the tag as empty.
     let archived = if repository.created || repository.settings.create_on_push {
         None

@@ -19,6 +19,7 @@ mod inputs;
 mod merge;
 mod push;
 mod registry;
+mod repository_settings;
 mod tags;
 mod testbed;
 
@@ -604,6 +605,9 @@ pub struct LayerCounters {
     pub rules: BTreeMap<String, u64>,
     /// Calls the layer made to moto: `put_image`, `batch_delete_image`, `errors`.
     pub moto: BTreeMap<String, u64>,
+    /// Requests by the `Host` they named (issue 18: dual-stack and FIPS host names).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, u64>,
 }
 
 impl LayerCounters {
