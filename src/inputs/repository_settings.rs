@@ -154,7 +154,7 @@ pub(super) fn create_repository(value: Option<&String>) -> Result<(bool, bool), 
             InputError::new(
                 names::CREATE_REPOSITORY,
                 format!(
-                    "`{}` is not `true`, `false` or `template`",
+                    "`{}` is not a boolean: use `true` or `false`, or `template` to leave creation to ECR's create-on-push",
                     given(value).unwrap_or_default()
                 ),
             )
@@ -292,8 +292,7 @@ fn lifecycle_shape(policy: &serde_json::Value) -> Result<(), String> {
         if selection
             .get("countNumber")
             .and_then(serde_json::Value::as_u64)
-            .filter(|c| *c >= 1)
-            .is_none()
+            .is_none_or(|c| c < 1)
         {
             return Err(format!(
                 "{at}: `selection` has no `countNumber` (a whole number from 1)"

@@ -85,7 +85,10 @@ impl Override {
 
     /// Then: this status and JSON body.
     pub fn answer_status(mut self, status: u16, body: Value) -> Override {
-        self.answers.push(json!({"status": status, "body": body}));
+        let mut answer = serde_json::Map::new();
+        answer.insert("status".to_owned(), json!(status));
+        answer.insert("body".to_owned(), body);
+        self.answers.push(Value::Object(answer));
         self
     }
 

@@ -206,7 +206,9 @@ async fn bad_settings_end_the_run_before_anything_is_created() {
         ("norules.json", "{\"rules\": []}"),
         ("array.json", "[]"),
     ]);
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    // Inputs, the input the error names, and what it says.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             &[("lifecycle-policy", "broken.json")],
             "lifecycle-policy",
@@ -264,7 +266,10 @@ async fn bad_settings_end_the_run_before_anything_is_created() {
         let repository = unique_repository("settings-bad");
         let mut run = run(&repository, &context);
         for (name, value) in *inputs {
-            let value = if value.ends_with(".json") {
+            let value = if std::path::Path::new(value)
+                .extension()
+                .is_some_and(|e| e == "json")
+            {
                 path(&context, value)
             } else {
                 (*value).to_owned()
