@@ -195,7 +195,8 @@ pub struct Args {
     /// Registry `host[:port]` to push to; loopback hosts use plain HTTP [default: ECR's proxy endpoint]
     #[arg(long, env = "INPUT_REGISTRY")]
     pub registry: Option<String>,
-    /// Create the repository when missing: `true` or `false` [default: true]
+    /// Create the repository when missing: `true` or `false`, or `template` to leave it to ECR's
+    /// create-on-push and its repository creation template [default: true]
     #[arg(long = "create-repository", env = "INPUT_CREATE-REPOSITORY")]
     pub create_repository: Option<String>,
     /// Tag mutability of a created repository: `MUTABLE`, `IMMUTABLE`,
