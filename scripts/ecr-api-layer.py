@@ -53,7 +53,9 @@ Control API (plain HTTP, JSON, no auth, outside the ECR API's `POST /`):
                                                   image's archive status (ACTIVE, ARCHIVED,
                                                   ACTIVATING) without the API
 
-Python's standard library only; one thread per connection; state in memory (a restart forgets
+Python's standard library only; one thread per connection, but one request at a time to moto,
+whose backends are not thread-safe (concurrent DescribeRepositories and CreateRepository gave
+HTTP 500 `dictionary changed size during iteration`); state in memory (a restart forgets
 templates, archive states and overrides; moto keeps its own).
 
     ecr-api-layer.py --listen 127.0.0.1:5003 --moto http://127.0.0.1:5001
@@ -205,6 +207,11 @@ class State:
         self.moto_host = parsed.hostname
         self.moto_port = parsed.port or 80
         self.moto_url = moto_url
+        # moto's backends are not thread-safe: a DescribeRepositories that iterates while a
+        # CreateRepository adds one fails with HTTP 500 `dictionary changed size during
+        # iteration` (seen here under load). ECR never answers that, so moto gets one request
+        # at a time (each takes milliseconds).
+        self.moto_lock = threading.Lock()
         self.lock = threading.Lock()
         self.templates = {}  # prefix -> template
         self.image_status = {}  # (repository, digest) -> {"imageStatus", "lastArchivedAt"...}
@@ -216,13 +223,14 @@ class State:
 
     def moto_raw(self, method, path, headers, body):
         """One request to moto as it came: (status, [(header, value)], body bytes)."""
-        connection = http.client.HTTPConnection(self.moto_host, self.moto_port, timeout=60)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            answer = connection.getresponse()
-            return answer.status, answer.getheaders(), answer.read()
-        finally:
-            connection.close()
+        with self.moto_lock:
+            connection = http.client.HTTPConnection(self.moto_host, self.moto_port, timeout=60)
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                answer = connection.getresponse()
+                return answer.status, answer.getheaders(), answer.read()
+            finally:
+                connection.close()
 
     def moto_call(self, action, payload, headers):
         """An ECR call of the layer's own to moto, with the client's credentials (moto reads the
