@@ -19,8 +19,16 @@ Rules (what real ECR does that docker-registry does not):
   * every manifest PUT that docker-registry accepts is recorded in moto with `PutImage` (its tag,
     its real sha256 digest, its media type), so ListImages, DescribeImages and BatchGetImage list
     what was pushed; a manifest DELETE is mirrored with `BatchDeleteImage`.
+  * a manifest GET or HEAD of an image the ECR API layer (issue 18) reports archived or being
+    restored: 404 `MANIFEST_UNKNOWN`, as ECR answers a pull of an archived image;
+  * a push (upload start, mount, manifest PUT) to a missing repository asks the ECR API for it
+    with the header `X-Testbed-Create-On-Push: 1`, so that the ECR API layer can create it from a
+    matching `CREATE_ON_PUSH` creation template first, as ECR's create-on-push does (plain moto
+    ignores the header).
 Authentication comes first: docker-registry decides (htpasswd) and its 401 goes back unchanged
-before any rule or fault answers.
+before any rule or fault answers. `--moto` is normally the ECR API layer in front of moto; every
+call the layer makes there carries `X-Testbed-Origin: ecr-layer`, so that the API layer counts
+them apart from the clients'. Requests are also counted by the `Host` they named (`hosts`).
 
 Faults, switched on and off at run time, for one repository or for all:
   * `throttle_manifest_puts: N`  429 `TOOMANYREQUESTS` on the next N manifest PUTs;
@@ -129,6 +137,8 @@ ROUTE = re.compile(
     r"|referrers/(?P<referrer>[^/]+)"
     r")$"
 )
+# What pushes: a missing repository is asked for with create-on-push in mind.
+PUSH_KINDS = ("upload_start", "mount", "upload_patch", "upload_put", "manifest_put")
 DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 log = logging.getLogger("ecr-layer")
@@ -147,6 +157,7 @@ class Counters:
         self.faults = collections.Counter()
         self.rules = collections.Counter()
         self.moto = collections.Counter()
+        self.hosts = collections.Counter()
         self.blob_bytes_received = 0
         self.blob_bytes_sent = 0
 
@@ -159,6 +170,7 @@ class Counters:
             "faults": dict(self.faults),
             "rules": dict(self.rules),
             "moto": dict(self.moto),
+            "hosts": dict(self.hosts),
         }
 
 
@@ -366,7 +378,7 @@ class Layer:
 
     # -- moto ---------------------------------------------------------------------------------
 
-    async def moto(self, action, payload):
+    async def moto(self, action, payload, extra_headers=None):
         """One ECR API call to moto: (error type or None, answer)."""
         now = datetime.datetime.now(datetime.timezone.utc)
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -380,6 +392,8 @@ class Layer:
                 f"AWS4-HMAC-SHA256 Credential={self.access_key}/{stamp[:8]}/{self.region}/ecr/aws4_request, "
                 "SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=" + "0" * 64
             ),
+            "X-Testbed-Origin": "ecr-layer",
+            **(extra_headers or {}),
         }
         async with self.moto_session.post(self.moto_url + "/", data=json.dumps(payload), headers=headers) as answer:
             text = await answer.text()
@@ -392,8 +406,9 @@ class Layer:
                 return kind, body
             return None, body
 
-    async def describe_repository(self, name):
-        error, body = await self.moto("DescribeRepositories", {"repositoryNames": [name]})
+    async def describe_repository(self, name, push=False):
+        extra = {"X-Testbed-Create-On-Push": "1"} if push else None
+        error, body = await self.moto("DescribeRepositories", {"repositoryNames": [name]}, extra)
         if error == "RepositoryNotFoundException":
             return None
         if error:
@@ -476,6 +491,35 @@ class Layer:
                 scope.counters.rules["unauthorized"] += 1
             headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
             return web.Response(status=answer.status, body=body, headers=headers)
+
+    async def archived_digests(self, name):
+        """The digests the ECR API layer holds as archived or being restored in `name` (none
+        when `--moto` is moto itself)."""
+        url = f"{self.moto_url}/_ecr-api/archived?repository={name}"
+        try:
+            async with self.moto_session.get(url) as answer:
+                if answer.status != 200:
+                    return set()
+                return set((await answer.json()).get("digests") or [])
+        except (aiohttp.ClientError, ValueError):
+            return set()
+
+    async def archived_manifest(self, request, name, reference):
+        """The digest when `reference` names an archived image, else None."""
+        archived = await self.archived_digests(name)
+        if not archived:
+            return None
+        if reference in archived:
+            return reference
+        if DIGEST.match(reference):
+            return None
+        url = URL(f"{self.upstream}/v2/{name}/manifests/{reference}", encoded=True)
+        headers = {"Accept": MANIFEST_ACCEPT, "Host": request.headers.get("Host", self.listen)}
+        if "Authorization" in request.headers:
+            headers["Authorization"] = request.headers["Authorization"]
+        async with self.session.head(url, headers=headers, allow_redirects=False) as answer:
+            digest = answer.headers.get("Docker-Content-Digest")
+        return digest if digest in archived else None
 
     async def exists_upstream(self, request, name, reference):
         """Whether docker-registry holds the manifest `reference` in `name` (as the client)."""
@@ -586,6 +630,7 @@ class Layer:
         scopes = self.scopes_of(name)
         for scope in scopes:
             scope.counters.requests[kind] += 1
+            scope.counters.hosts[request.headers.get("Host", "")] += 1
         status = None
         try:
             response = await self.answer(request, kind, name, reference, scopes)
@@ -634,7 +679,7 @@ class Layer:
         if name is None:
             return await self.forward(request, kind, scopes)
 
-        repository = await self.describe_repository(name)
+        repository = await self.describe_repository(name, push=kind in PUSH_KINDS)
         if repository is None:
             for scope in scopes:
                 scope.counters.rules["name_unknown"] += 1
@@ -658,6 +703,16 @@ class Layer:
             return await self.put_manifest(request, name, reference, repository, scopes)
         if kind == "manifest_delete":
             return await self.delete_manifest(request, name, reference, scopes)
+        if kind in ("manifest_get", "manifest_head"):
+            archived = await self.archived_manifest(request, name, reference)
+            if archived:
+                for scope in scopes:
+                    scope.counters.rules["archived"] += 1
+                return error_response(
+                    404,
+                    "MANIFEST_UNKNOWN",
+                    f"The image {archived} in repository '{name}' is archived: restore it before pulling it",
+                )
         lock = None
         if kind in ("manifest_get", "manifest_head", "blob_get", "blob_head"):
             lock = (self.locks[name], False)

@@ -20,6 +20,9 @@ use crate::tag_rules::{self, GitRef, TagRule};
 
 pub use crate::tag_mutability::TagMutability;
 
+mod repository_settings;
+pub use repository_settings::{Encryption, Endpoint, PolicyFile, RepositorySettings, FIPS_REGIONS};
+
 /// The names of every input, exactly as `action.yml` declares them.
 pub mod names {
     /// ECR repository name.
@@ -78,6 +81,20 @@ pub mod names {
     /// The Docker Engine of some platforms.
     pub const ENGINES: &str = "engines";
 
+    // Repository settings (issue 18).
+    /// Encryption of a created repository.
+    pub const ENCRYPTION: &str = "encryption";
+    /// KMS key of a created repository.
+    pub const KMS_KEY: &str = "kms-key";
+    /// Lifecycle policy file.
+    pub const LIFECYCLE_POLICY: &str = "lifecycle-policy";
+    /// Repository policy file.
+    pub const REPOSITORY_POLICY: &str = "repository-policy";
+    /// Apply the settings to an existing repository.
+    pub const UPDATE_REPOSITORY: &str = "update-repository";
+    /// ECR's endpoints: default, dual-stack or FIPS.
+    pub const ENDPOINT: &str = "endpoint";
+
     /// Every input, in `action.yml` order.
     pub const ALL: &[&str] = &[
         REPOSITORY,
@@ -107,6 +124,12 @@ pub mod names {
         RESULTS_FOLDER,
         MERGE,
         ENGINES,
+        ENCRYPTION,
+        KMS_KEY,
+        LIFECYCLE_POLICY,
+        REPOSITORY_POLICY,
+        UPDATE_REPOSITORY,
+        ENDPOINT,
     ];
 }
 
@@ -174,7 +197,8 @@ pub struct Args {
     /// Registry `host[:port]` to push to; loopback hosts use plain HTTP [default: ECR's proxy endpoint]
     #[arg(long, env = "INPUT_REGISTRY")]
     pub registry: Option<String>,
-    /// Create the repository when missing: `true` or `false` [default: true]
+    /// Create the repository when missing: `true` or `false`, or `template` to leave it to ECR's
+    /// create-on-push and its repository creation template [default: true]
     #[arg(long = "create-repository", env = "INPUT_CREATE-REPOSITORY")]
     pub create_repository: Option<String>,
     /// Tag mutability of a created repository: `MUTABLE`, `IMMUTABLE`,
@@ -219,6 +243,41 @@ pub struct Args {
     /// `DOCKER_HOST`
     #[arg(long, env = "INPUT_ENGINES")]
     pub engines: Option<String>,
+
+    // Repository settings (issue 18).
+    /// Encryption of a created repository: `AES256`, `KMS` or `KMS_DSSE` [default: AES256]
+    #[arg(long, env = "INPUT_ENCRYPTION")]
+    pub encryption: Option<String>,
+    /// KMS key of a created repository (`encryption: KMS` or `KMS_DSSE`): a key ARN or an alias
+    /// `alias/<name>` [default: ECR's AWS-managed key]
+    #[arg(long = "kms-key", env = "INPUT_KMS-KEY")]
+    pub kms_key: Option<String>,
+    /// Lifecycle policy of the repository: a JSON file, relative to the workspace
+    #[arg(long = "lifecycle-policy", env = "INPUT_LIFECYCLE-POLICY")]
+    pub lifecycle_policy: Option<String>,
+    /// Repository (resource) policy: a JSON file, relative to the workspace
+    #[arg(long = "repository-policy", env = "INPUT_REPOSITORY-POLICY")]
+    pub repository_policy: Option<String>,
+    /// Apply the settings the inputs name to an existing repository (tag mutability, lifecycle
+    /// policy, repository policy, scan-on-push): `true` or `false` [default: false]
+    #[arg(long = "update-repository", env = "INPUT_UPDATE-REPOSITORY")]
+    pub update_repository: Option<String>,
+    /// ECR's endpoints for the API and the registry: `default`, `dual-stack` or `fips`
+    /// [default: `AWS_USE_FIPS_ENDPOINT`, `AWS_USE_DUALSTACK_ENDPOINT`, else default]
+    #[arg(long, env = "INPUT_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// The AWS SDK's FIPS setting.
+    #[arg(long, env = "AWS_USE_FIPS_ENDPOINT", hide = true)]
+    pub env_use_fips_endpoint: Option<String>,
+    /// The AWS SDK's dual-stack setting.
+    #[arg(long, env = "AWS_USE_DUALSTACK_ENDPOINT", hide = true)]
+    pub env_use_dualstack_endpoint: Option<String>,
+    /// An explicit ECR API endpoint URL, as the AWS SDK reads it.
+    #[arg(long, env = "AWS_ENDPOINT_URL_ECR", hide = true)]
+    pub env_endpoint_url_ecr: Option<String>,
+    /// An explicit endpoint URL for every AWS service, as the AWS SDK reads it.
+    #[arg(long, env = "AWS_ENDPOINT_URL", hide = true)]
+    pub env_endpoint_url: Option<String>,
 
     /// Region fallback, as the AWS CLI reads it.
     #[arg(long, env = "AWS_REGION", hide = true)]
@@ -483,6 +542,8 @@ pub struct Request {
     /// Keep each build's image in the Engine under its temporary name
     /// (`ECR_MULTIARCH_KEEP_IMAGES`); by default it is removed once exported.
     pub keep_images: bool,
+    /// Encryption, policies, `update-repository`, `endpoint` (issue 18).
+    pub repository_settings: RepositorySettings,
 }
 
 impl Request {
@@ -1453,11 +1514,9 @@ impl TryFrom<Args> for Request {
                 ));
             }
         };
-        let create_repository = boolean(
-            names::CREATE_REPOSITORY,
-            args.create_repository.as_ref(),
-            true,
-        )?;
+        // `true`, `false` or `template` (issue 18).
+        let (create_repository, _) =
+            repository_settings::create_repository(args.create_repository.as_ref())?;
         let image_tag_mutability = tag_mutability(
             args.image_tag_mutability.as_ref(),
             args.image_tag_mutability_exclusion_filters.as_ref(),
@@ -1522,6 +1581,26 @@ impl TryFrom<Args> for Request {
         } else {
             (Vec::new(), None)
         };
+        let repository_settings =
+            repository_settings::repository_settings(&repository_settings::Raw {
+                create_repository: args.create_repository.as_ref(),
+                encryption: args.encryption.as_ref(),
+                kms_key: args.kms_key.as_ref(),
+                lifecycle_policy: args.lifecycle_policy.as_ref(),
+                repository_policy: args.repository_policy.as_ref(),
+                update_repository: args.update_repository.as_ref(),
+                endpoint: args.endpoint.as_ref(),
+                env_use_fips: args.env_use_fips_endpoint.as_ref(),
+                env_use_dual_stack: args.env_use_dualstack_endpoint.as_ref(),
+                explicit_endpoint_url: given(args.env_endpoint_url_ecr.as_ref()).is_some()
+                    || given(args.env_endpoint_url.as_ref()).is_some(),
+                image_tag_mutability: args.image_tag_mutability.as_ref(),
+                image_tag_mutability_exclusion_filters: args
+                    .image_tag_mutability_exclusion_filters
+                    .as_ref(),
+                scan_on_push: args.scan_on_push.as_ref(),
+                region: &aws_region,
+            })?;
         let runner = Runner {
             github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
             output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
@@ -1565,6 +1644,7 @@ impl TryFrom<Args> for Request {
                 given(args.env_keep_images.as_ref()),
                 Some("1" | "true" | "TRUE" | "True")
             ),
+            repository_settings,
         })
     }
 }

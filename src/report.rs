@@ -149,6 +149,9 @@ pub struct Outcome {
     pub skip: Option<SkipReport>,
     /// Time per phase, ms: `ensure_repository`, `index`, `total`.
     pub phase_ms: BTreeMap<&'static str, u128>,
+    /// What the run found or did about the repository's settings and archived images
+    /// (issue 18), one line each for the summary.
+    pub repository_notes: Vec<String>,
 }
 
 impl Outcome {
@@ -414,6 +417,12 @@ impl Outcome {
             );
         }
         let _ = write!(md, "\nImage URI: `{}`\n\n", self.image_uri());
+        for note in &self.repository_notes {
+            let _ = writeln!(md, "> {note}");
+        }
+        if !self.repository_notes.is_empty() {
+            md.push('\n');
+        }
         md
     }
 }
@@ -482,6 +491,7 @@ mod tests {
             phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
                 .into_iter()
                 .collect(),
+            repository_notes: Vec::new(),
         }
     }
 

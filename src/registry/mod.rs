@@ -148,20 +148,37 @@ impl Error {
     }
 }
 
-/// Whether a registry host is on loopback, where plain HTTP is used.
+/// Whether a registry host is on loopback, where plain HTTP is used: `localhost`, a loopback
+/// address, or a name that resolves to loopback addresses only (as the Docker Engine decides
+/// for its insecure-registry rule; e.g. a testbed's `/etc/hosts` entry for an ECR host name).
 #[must_use]
 pub fn is_loopback(host: &str) -> bool {
+    let name = host_name(host);
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || (name.parse::<std::net::IpAddr>().is_err() && resolves_to_loopback_only(name))
+}
+
+/// Whether the system resolver knows `name` and gives loopback addresses only.
+fn resolves_to_loopback_only(name: &str) -> bool {
+    use std::net::ToSocketAddrs as _;
+    (name, 0).to_socket_addrs().is_ok_and(|addresses| {
+        let addresses: Vec<_> = addresses.collect();
+        !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback())
+    })
+}
+
+/// The host name or address of `host[:port]`, without brackets.
+fn host_name(host: &str) -> &str {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') => {
             name
         }
         _ => host,
     };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    name.trim_start_matches('[').trim_end_matches(']')
 }
 
 /// A client for one repository of one registry.

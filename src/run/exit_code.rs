@@ -93,10 +93,14 @@ fn known_kind(
     }
     if let Some(error) = cause.downcast_ref::<ecr::Error>() {
         let title = match error {
-            ecr::Error::RepositoryMissing { .. } => "Repository missing",
-            ecr::Error::Api { .. } | ecr::Error::UnexpectedAnswer(_) => GENERIC_TITLE,
+            ecr::Error::RepositoryMissing { .. } => "Repository missing".to_owned(),
+            // Issue 18: `create-repository: template` and no template matches; a policy or key
+            // ECR refuses.
+            ecr::Error::NoCreationTemplate { .. } => "No repository creation template".to_owned(),
+            ecr::Error::SettingRefused { input, .. } => format!("ECR refused {input}"),
+            ecr::Error::Api { .. } | ecr::Error::UnexpectedAnswer(_) => GENERIC_TITLE.to_owned(),
         };
-        return Some((error.exit_status(), title.to_owned(), None));
+        return Some((error.exit_status(), title, None));
     }
     if let Some(error) = cause.downcast_ref::<image_export::Error>() {
         let title = match error {
@@ -191,6 +195,8 @@ mod tests {
     #[case::repository_missing(ecr::Error::RepositoryMissing { repository: "team/api".into(), region: "us-east-1".into() }.into(), 1, "Repository missing")]
     #[case::ecr_api(ecr::Error::Api { action: "describing".into(), message: "throttled".into() }.into(), 2, GENERIC_TITLE)]
     #[case::ecr_answer(ecr::Error::UnexpectedAnswer("no token".into()).into(), 2, GENERIC_TITLE)]
+    #[case::no_template(ecr::Error::NoCreationTemplate { repository: "team/api".into(), region: "us-east-1".into() }.into(), 1, "No repository creation template")]
+    #[case::setting_refused(ecr::Error::SettingRefused { input: "repository-policy", repository: "team/api".into(), message: "invalid principal".into() }.into(), 1, "ECR refused repository-policy")]
     #[case::export_platform(image_export::Error::PlatformMismatch(mismatch()).into(), 1, "Wrong platform for linux/arm64")]
     #[case::export_io(image_export::Error::Io { what: "reading".into(), source: io() }.into(), 2, GENERIC_TITLE)]
     #[case::export_malformed(image_export::Error::Malformed { platform: platform(), reason: "missing".into() }.into(), 2, GENERIC_TITLE)]

@@ -392,5 +392,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         platforms,
         console_url,
         phase_ms,
+        repository_notes: Vec::new(),
     })
 }

@@ -23,6 +23,7 @@ mod merge;
 mod platform_only;
 mod push;
 mod runner_files;
+mod repository_settings;
 mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
@@ -182,11 +183,28 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         plan.repository,
         if repository.created {
             "created"
+        } else if repository.settings.create_on_push {
+            "left to create-on-push"
         } else {
             "exists"
         },
         request.aws_region
     ));
+    let mut repository_notes = repository_settings::report(console, &plan.repository, &repository);
+    // An archived image under the first tag cannot be pulled: the run treats the tag as empty.
+    let archived = if repository.created || repository.settings.create_on_push {
+        None
+    } else {
+        ecr.archived_image(&plan.repository, &plan.index_tags[0].tag)
+            .await
+    };
+    if let Some(image) = &archived {
+        repository_notes.push(repository_settings::archived(
+            console,
+            &plan.index_tags[0].tag,
+            image,
+        ));
+    }
 
     let registry = Registry::new(
         &registry_host,
@@ -206,8 +224,12 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let (state, check, ()) = tokio::try_join!(
         async {
             let phase = Instant::now();
-            let state =
+            let mut state =
                 push::read_repository(&registry, &plan, RetryLog::new(console, "registry")).await?;
+            if archived.is_some() {
+                state.existing = crate::registry::RepositoryImages::default();
+                state.held.insert(plan.index_tags[0].tag.clone(), None);
+            }
             anyhow::Ok((state, elapsed_ms(phase)))
         },
         async {
@@ -244,6 +266,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                     state: &state,
                     repository: &repository,
                     proxy_host: &credentials.proxy_host,
+                    repository_notes,
                 };
                 return reused
                     .outcome(&images, report, console, phase_ms, started)
@@ -367,5 +390,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console_url,
         skip: skip_report,
         phase_ms,
+        repository_notes,
     })
 }

@@ -66,5 +66,6 @@ pub fn finish(
         platforms,
         console_url: None,
         phase_ms,
+        repository_notes: Vec::new(),
     })
 }

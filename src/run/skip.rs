@@ -272,6 +272,8 @@ pub struct Reuse<'a> {
     pub repository: &'a Repository,
     /// The registry host of ECR's token, for the console link.
     pub proxy_host: &'a str,
+    /// The repository's settings and archive lines for the summary (issue 18).
+    pub repository_notes: Vec<String>,
 }
 
 impl Reuse<'_> {
@@ -360,6 +362,7 @@ impl Reuse<'_> {
             platforms,
             skip: Some(report),
             phase_ms,
+            repository_notes: self.repository_notes.clone(),
         })
     }
 }

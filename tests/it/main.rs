@@ -14,6 +14,7 @@ mod build;
 mod cache;
 mod console;
 mod docs;
+mod ecr_api;
 mod ecr_layer;
 mod emulation;
 mod engines;
@@ -23,6 +24,7 @@ mod inputs;
 mod merge;
 mod push;
 mod registry;
+mod repository_settings;
 mod tags;
 mod testbed;
 
@@ -619,6 +621,9 @@ pub struct LayerCounters {
     pub rules: BTreeMap<String, u64>,
     /// Calls the layer made to moto: `put_image`, `batch_delete_image`, `errors`.
     pub moto: BTreeMap<String, u64>,
+    /// Requests by the `Host` they named (issue 18: dual-stack and FIPS host names).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, u64>,
 }
 
 impl LayerCounters {

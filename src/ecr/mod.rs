@@ -1,6 +1,8 @@
 //! Amazon ECR's control plane: the repository and the registry credentials. The only user of
 //! aws-sdk-ecr. The endpoint, credentials and region come from the standard AWS chain
-//! (`AWS_ENDPOINT_URL_ECR`, `AWS_ACCESS_KEY_ID`, web identity, instance metadata...).
+//! (`AWS_ENDPOINT_URL_ECR`, `AWS_ACCESS_KEY_ID`, web identity, instance metadata...); the
+//! `endpoint` input turns on the SDK's FIPS or dual-stack endpoints and picks the registry host
+//! to match. [`settings`]: encryption, policies, drift and creation templates (issue 18).
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ecr::error::SdkError;
@@ -10,9 +12,14 @@ use aws_sdk_ecr::types::{
 };
 use base64::Engine as _;
 
-use crate::inputs::{Request, TagMutability};
+use crate::inputs::{Endpoint, Request, TagMutability};
 use crate::secret::Secret;
 use crate::tag_mutability::TagFilter;
+
+mod archive;
+mod settings;
+pub use archive::ArchivedImage;
+pub use settings::{Difference, SettingsReport, Template, TemplateLookup};
 
 /// A failure talking to ECR; callers branch on a missing repository.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +43,24 @@ pub enum Error {
     /// ECR answered something we cannot use.
     #[error("{0}")]
     UnexpectedAnswer(String),
+    /// `create-repository: template`, and no creation template would create the repository.
+    #[error("repository `{repository}` does not exist in `{region}` and no repository creation template for create-on-push matches it, so `create-repository: template` cannot create it: add a template whose prefix covers it (`aws ecr create-repository-creation-template --prefix ... --applied-for CREATE_ON_PUSH`) or set `create-repository: true`")]
+    NoCreationTemplate {
+        /// The repository name.
+        repository: String,
+        /// The region asked.
+        region: String,
+    },
+    /// ECR refused a setting an input names (`InvalidParameterException`).
+    #[error("ECR refused `{input}` for repository `{repository}`: {message}")]
+    SettingRefused {
+        /// The input, e.g. `repository-policy`.
+        input: &'static str,
+        /// The repository name.
+        repository: String,
+        /// ECR's message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -43,7 +68,9 @@ impl Error {
     #[must_use]
     pub fn exit_status(&self) -> crate::exit_status::ExitStatus {
         match self {
-            Error::RepositoryMissing { .. } => crate::exit_status::ExitStatus::User,
+            Error::RepositoryMissing { .. }
+            | Error::NoCreationTemplate { .. }
+            | Error::SettingRefused { .. } => crate::exit_status::ExitStatus::User,
             Error::Api { .. } | Error::UnexpectedAnswer(_) => {
                 crate::exit_status::ExitStatus::System
             }
@@ -88,8 +115,11 @@ pub struct Repository {
     /// Whether this run created it.
     pub created: bool,
     /// Its tag mutability as ECR reports it (for a repository that existed, whatever it was
-    /// created with, not the `image-tag-mutability` input).
+    /// created with, not the `image-tag-mutability` input, unless `update-repository` changed
+    /// it; for one left to create-on-push, the template's).
     pub mutability: TagMutability,
+    /// Settings set, compared or changed, and the creation template (issue 18).
+    pub settings: SettingsReport,
 }
 
 /// The request's mutability in the SDK's terms: the mode, and the filters when it has any
@@ -150,6 +180,7 @@ pub struct Ecr {
     client: aws_sdk_ecr::Client,
     region: String,
     registry_id: Option<String>,
+    endpoint: Endpoint,
 }
 
 impl Ecr {
@@ -161,15 +192,37 @@ impl Ecr {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(request.aws_region.clone()))
-            .http_client(http_client)
-            .load()
-            .await;
+            .http_client(http_client);
+        // The SDK picks the API's FIPS or dual-stack endpoint (`AWS_USE_*_ENDPOINT` already
+        // decided `endpoint` when the input was empty).
+        if !request.repository_settings.explicit_endpoint_url {
+            match request.repository_settings.endpoint {
+                Endpoint::Default => {}
+                Endpoint::DualStack => loader = loader.use_dual_stack(true),
+                Endpoint::Fips => loader = loader.use_fips(true),
+            }
+        }
+        let config = loader.load().await;
+        // An explicit endpoint URL (`AWS_ENDPOINT_URL_ECR`, e.g. a VPC endpoint) is used as
+        // given: the SDK refuses FIPS or dual-stack beside one. The registry host still
+        // follows `endpoint`.
+        let client = if request.repository_settings.explicit_endpoint_url {
+            aws_sdk_ecr::Client::from_conf(
+                aws_sdk_ecr::config::Builder::from(&config)
+                    .use_fips(false)
+                    .use_dual_stack(false)
+                    .build(),
+            )
+        } else {
+            aws_sdk_ecr::Client::new(&config)
+        };
         Ecr {
-            client: aws_sdk_ecr::Client::new(&config),
+            client,
             region: request.aws_region.clone(),
             registry_id: request.registry_id.clone(),
+            endpoint: request.repository_settings.endpoint,
         }
     }
 
@@ -207,6 +260,7 @@ impl Ecr {
             (Some(id), Some((_, rest))) => format!("{id}.{rest}"),
             _ => caller_host.to_owned(),
         };
+        let proxy_host = registry_host_for(&proxy_host, &self.region, self.endpoint);
         Ok(RegistryCredentials {
             username: username.to_owned(),
             password: Secret::new(password),
@@ -214,7 +268,8 @@ impl Ecr {
         })
     }
 
-    /// Every tag in the repository (`ListImages`, all pages); none when it does not exist yet.
+    /// Every tag of an active image in the repository (`ListImages`, all pages; archived
+    /// images are left out, as ECR does by default); none when it does not exist yet.
     pub async fn repository_tags(&self, repository: &str) -> Result<Vec<String>, Error> {
         let mut pages = self
             .client
@@ -295,22 +350,23 @@ impl Ecr {
                 Ok(Repository {
                     created: false,
                     mutability: from_ecr(&existing)?,
+                    settings: SettingsReport::default(),
                 })
             })
             .transpose()
     }
 
     /// Makes sure the repository exists: describes it, and creates it (with the requested
-    /// mutability and its exclusion filters, scan-on-push and a `created-by` tag) when missing
-    /// and allowed. A create that races another job's create counts as success. Either way
-    /// the answer carries the repository's actual mutability.
+    /// mutability and its exclusion filters, scan-on-push, encryption, a `created-by` tag, then
+    /// the lifecycle and repository policies) when missing and allowed. A create that races
+    /// another job's create counts as success. An existing repository is compared with what the
+    /// inputs name (and changed, with `update-repository`). With `create-repository: template`
+    /// a missing repository is left to ECR's create-on-push when a creation template matches.
+    /// Either way the answer carries the repository's actual mutability.
     pub async fn ensure_repository(&self, request: &Request) -> Result<Repository, Error> {
         let name = &request.repository;
         if let Some(existing) = self.describe_repository(name).await? {
-            return Ok(Repository {
-                created: false,
-                mutability: from_ecr(&existing)?,
-            });
+            return self.existing_with_settings(&existing, request).await;
         }
         if !request.create_repository {
             return Err(Error::RepositoryMissing {
@@ -318,12 +374,53 @@ impl Ecr {
                 region: self.region.clone(),
             });
         }
+        let mut report = SettingsReport::default();
+        match self.creation_template(name).await {
+            TemplateLookup::Found(template) => {
+                report.template = Some(template.prefix.clone());
+                if request.repository_settings.create_from_template {
+                    report.create_on_push = true;
+                    return Ok(Repository {
+                        created: false,
+                        mutability: template.mutability,
+                        settings: report,
+                    });
+                }
+            }
+            TemplateLookup::NoneMatches if request.repository_settings.create_from_template => {
+                return Err(Error::NoCreationTemplate {
+                    repository: name.clone(),
+                    region: self.region.clone(),
+                });
+            }
+            TemplateLookup::NoneMatches => {}
+            TemplateLookup::Unknown(why) => {
+                report
+                    .notices
+                    .push(format!("repository creation templates not read: {why}"));
+                if request.repository_settings.create_from_template {
+                    // ECR decides at the first push; the push fails clearly if nothing matches.
+                    report.create_on_push = true;
+                    return Ok(Repository {
+                        created: false,
+                        mutability: request.image_tag_mutability.clone(),
+                        settings: report,
+                    });
+                }
+            }
+        }
         let tag = Tag::builder()
             .key("created-by")
             .value("ecr-multiarch")
             .build()
             .map_err(|e| Error::UnexpectedAnswer(e.to_string()))?;
         let (mode, filters) = to_ecr(&request.image_tag_mutability)?;
+        let encryption = request
+            .repository_settings
+            .encryption
+            .as_ref()
+            .map(settings::encryption_configuration)
+            .transpose()?;
         match self
             .client
             .create_repository()
@@ -336,17 +433,30 @@ impl Ecr {
                     .scan_on_push(request.scan_on_push)
                     .build(),
             )
+            .set_encryption_configuration(encryption)
             .tags(tag)
             .send()
             .await
         {
-            Ok(answer) => Ok(Repository {
-                created: true,
-                mutability: match answer.repository() {
-                    Some(created) => from_ecr(created)?,
-                    None => request.image_tag_mutability.clone(),
-                },
-            }),
+            Ok(answer) => {
+                if let Some(encryption) = &request.repository_settings.encryption {
+                    report.created_with.push(match encryption.kms_key() {
+                        Some(key) => format!("encryption {} (`{key}`)", encryption.kind()),
+                        None => format!("encryption {}", encryption.kind()),
+                    });
+                }
+                report
+                    .created_with
+                    .extend(self.set_policies(request).await?);
+                Ok(Repository {
+                    created: true,
+                    mutability: match answer.repository() {
+                        Some(created) => from_ecr(created)?,
+                        None => request.image_tag_mutability.clone(),
+                    },
+                    settings: report,
+                })
+            }
             // Another job of the same matrix created it between our describe and create, with
             // settings of its own: read them.
             Err(e)
@@ -358,12 +468,114 @@ impl Ecr {
                         "ECR says repository `{name}` already exists, then that it does not"
                     ))
                 })?;
-                Ok(Repository {
-                    created: false,
-                    mutability: from_ecr(&existing)?,
+                self.existing_with_settings(&existing, request).await
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_kms_exception()) => {
+                Err(Error::SettingRefused {
+                    input: crate::inputs::names::KMS_KEY,
+                    repository: name.clone(),
+                    message: e
+                        .as_service_error()
+                        .and_then(|s| aws_sdk_ecr::error::ProvideErrorMetadata::message(s))
+                        .unwrap_or("KMS refused the key")
+                        .to_owned(),
                 })
             }
             Err(e) => Err(api_error(format!("creating repository `{name}`"), &e)),
         }
+    }
+
+    /// An existing repository, compared with (and, with `update-repository`, changed to) what
+    /// the inputs name.
+    async fn existing_with_settings(
+        &self,
+        existing: &aws_sdk_ecr::types::Repository,
+        request: &Request,
+    ) -> Result<Repository, Error> {
+        let differences = self.compare_settings(existing, request).await?;
+        let mutability_updated = differences
+            .iter()
+            .any(|d| d.updated && d.input == crate::inputs::names::IMAGE_TAG_MUTABILITY);
+        Ok(Repository {
+            created: false,
+            mutability: if mutability_updated {
+                request.image_tag_mutability.clone()
+            } else {
+                from_ecr(existing)?
+            },
+            settings: SettingsReport {
+                differences,
+                ..SettingsReport::default()
+            },
+        })
+    }
+}
+
+/// The registry host for an endpoint: ECR's default host `<account>.dkr.ecr.<region>.<suffix>`
+/// (as the token's proxy endpoint names it, port kept) becomes
+/// `<account>.dkr-ecr.<region>.on.aws` (dual-stack) or
+/// `<account>.dkr.ecr-fips.<region>.amazonaws.com` (FIPS); a host of another form is kept.
+#[must_use]
+pub fn registry_host_for(host: &str, region: &str, endpoint: Endpoint) -> String {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, format!(":{port}"))
+        }
+        _ => (host, String::new()),
+    };
+    let Some((account, rest)) = name.split_once('.') else {
+        return host.to_owned();
+    };
+    let known = [
+        format!("dkr.ecr.{region}.amazonaws.com"),
+        format!("dkr.ecr-fips.{region}.amazonaws.com"),
+        format!("dkr-ecr.{region}.on.aws"),
+    ];
+    if !known.iter().any(|k| k == rest) {
+        return host.to_owned();
+    }
+    let rest = match endpoint {
+        Endpoint::Default => format!("dkr.ecr.{region}.amazonaws.com"),
+        Endpoint::DualStack => format!("dkr-ecr.{region}.on.aws"),
+        Endpoint::Fips => format!("dkr.ecr-fips.{region}.amazonaws.com"),
+    };
+    format!("{account}.{rest}{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+
+    #[rstest]
+    #[case(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        Endpoint::Default,
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+    )]
+    #[case(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        Endpoint::DualStack,
+        "123456789012.dkr-ecr.us-east-1.on.aws"
+    )]
+    #[case(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        Endpoint::Fips,
+        "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com"
+    )]
+    #[case(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com:5000",
+        Endpoint::DualStack,
+        "123456789012.dkr-ecr.us-east-1.on.aws:5000"
+    )]
+    #[case(
+        "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+        Endpoint::Fips,
+        "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com"
+    )]
+    #[case("registry.example.com", Endpoint::Fips, "registry.example.com")]
+    fn registry_hosts(#[case] host: &str, #[case] endpoint: Endpoint, #[case] expected: &str) {
+        assert_eq!(registry_host_for(host, "us-east-1", endpoint), expected);
     }
 }
