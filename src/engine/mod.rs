@@ -28,6 +28,9 @@ use crate::github::Console;
 use crate::inputs::{DockerTls, Request};
 use crate::platform::Platform;
 
+mod filesync;
+pub mod session;
+
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -362,6 +365,10 @@ pub struct Engine {
     build_platform: Platform,
     /// The release of the kernel the daemon runs on (`docker info`'s `KernelVersion`).
     kernel_version: String,
+    /// TLS for a `tcp://` Engine, which the BuildKit session's own connection uses too.
+    tls: Option<DockerTls>,
+    /// How this run's context reaches it: the BuildKit session, opened at the first build.
+    transport: std::sync::Arc<tokio::sync::Mutex<session::Transport>>,
 }
 
 /// Progress of one BuildKit step, for numbering and the failure report.
@@ -445,6 +452,8 @@ impl Engine {
             store,
             build_platform,
             kernel_version,
+            tls: tls.cloned(),
+            transport: std::sync::Arc::default(),
         })
     }
 
@@ -814,6 +823,7 @@ impl Engine {
         console: &Console,
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
+        let context_session = self.context_session(context, settings).await;
         let session = uuid::Uuid::new_v4().to_string();
         let mut build_args =
             platform_build_args(platform, &self.build_platform, &settings.build_args);
@@ -844,6 +854,26 @@ impl Engine {
                 options = options.cachefrom(cache_from);
             }
         }
+        // The context through this run's BuildKit session (see `session`), else as a tar body.
+        let session_docker;
+        let (docker, body) = match &context_session {
+            Some(open) => {
+                options = options
+                    .session(open.id())
+                    .remote("client-session")
+                    .dockerfile(&session::dockerfile_name(context))
+                    .version(BuilderVersion::BuilderV1);
+                session_docker = self
+                    .docker
+                    .clone()
+                    .with_request_modifier(session::session_build_request);
+                (&session_docker, bollard::body_full(bytes::Bytes::new()))
+            }
+            None => (
+                &self.docker,
+                bollard::body_try_stream(ReceiverStream::new(context.tar_stream())),
+            ),
+        };
         // With a BuildKit session, bollard serves these to BuildKit through the session's auth
         // service (what the docker CLI does from its config file); the classic builder would
         // read them from `X-Registry-Config`.
@@ -851,10 +881,7 @@ impl Engine {
             .registry_login
             .as_ref()
             .map(|login| HashMap::from([(login.host.clone(), login.credentials())]));
-        let body = bollard::body_try_stream(ReceiverStream::new(context.tar_stream()));
-        let mut stream = self
-            .docker
-            .build_image(options.build(), credentials, Some(body));
+        let mut stream = docker.build_image(options.build(), credentials, Some(body));
 
         let mut steps: HashMap<String, Step> = HashMap::new();
         let mut failed_step: Option<String> = None;

@@ -12,6 +12,7 @@
 mod action;
 mod build;
 mod cache;
+mod context_sync;
 mod ecr_layer;
 mod engines;
 mod inputs;
