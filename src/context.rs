@@ -338,8 +338,8 @@ fn check_symlink(root: &Path, link: &Path, name: &str) -> Result<(), Error> {
         .collect();
     let mut pending: VecDeque<OsString> = VecDeque::new();
     let enter = |target: &Path,
-                     here: &mut Vec<OsString>,
-                     pending: &mut VecDeque<OsString>|
+                 here: &mut Vec<OsString>,
+                 pending: &mut VecDeque<OsString>|
      -> Result<(), Error> {
         let relative = if target.is_absolute() {
             here.clear();

@@ -120,10 +120,9 @@ impl Include {
     fn may_hold(&self, dir: &str) -> bool {
         for (index, component) in dir.split('/').enumerate() {
             match self.parts.get(index) {
-                None => return false,
                 Some(None) => return true,
                 Some(Some(part)) if part.is_match(component) => {}
-                Some(Some(_)) => return false,
+                None | Some(Some(_)) => return false,
             }
         }
         true
@@ -154,7 +153,11 @@ impl Filter {
             patterns.extend(resolve_follow(root, &path));
             patterns.push(path);
         }
-        let whole_folder = selection.include.iter().chain(&selection.follow).any(|p| clean(p).is_empty());
+        let whole_folder = selection
+            .include
+            .iter()
+            .chain(&selection.follow)
+            .any(|p| clean(p).is_empty());
         let include = if patterns.is_empty() || whole_folder {
             None
         } else {
@@ -246,7 +249,8 @@ fn stat_of(
         stat.size = i64::try_from(metadata.len()).unwrap_or(i64::MAX);
         if mode & MODE_DEVICE != 0 {
             let dev = metadata.rdev();
-            stat.devmajor = i64::try_from(((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)).unwrap_or(0);
+            stat.devmajor =
+                i64::try_from(((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)).unwrap_or(0);
             stat.devminor = i64::try_from((dev & 0xff) | ((dev >> 12) & !0xff)).unwrap_or(0);
         }
         if metadata.nlink() > 1 {
@@ -313,7 +317,12 @@ fn walk(
             Some(includes) => includes.iter().any(|i| i.selects(&name)),
         };
         if !included {
-            if is_dir && filter.include.as_ref().is_some_and(|i| i.iter().any(|i| i.may_hold(&name))) {
+            if is_dir
+                && filter
+                    .include
+                    .as_ref()
+                    .is_some_and(|i| i.iter().any(|i| i.may_hold(&name)))
+            {
                 let metadata = entry.path().symlink_metadata()?;
                 let stat = stat_of(&name, entry.path(), &metadata, &mut inodes)?;
                 pending.push((depth, stat, entry.path().to_owned()));
@@ -362,7 +371,7 @@ pub fn serve_diff_copy(
     sent: &Sent,
 ) -> io::Result<()> {
     let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "BuildKit ended the file sync");
-    let send = |p: Packet| outgoing.blocking_send(Ok(p)).map_err(|_| gone());
+    let push = |p: Packet| outgoing.blocking_send(Ok(p)).map_err(|_| gone());
     // File ids count every entry sent, in order; only regular files can be asked for.
     let files: Arc<Mutex<HashMap<u32, PathBuf>>> = Arc::default();
     let next_id = std::cell::Cell::new(0u32);
@@ -394,7 +403,7 @@ pub fn serve_diff_copy(
                                     break;
                                 }
                                 sent.data_bytes.fetch_add(read as u64, Ordering::Relaxed);
-                                send(Packet {
+                                push(Packet {
                                     r#type: PacketType::PacketData as i32,
                                     id: request.id,
                                     data: buffer[..read].to_vec(),
@@ -402,14 +411,14 @@ pub fn serve_diff_copy(
                                 })?;
                             }
                         }
-                        send(Packet {
+                        push(Packet {
                             r#type: PacketType::PacketData as i32,
                             id: request.id,
                             ..Packet::default()
                         })?;
                     }
                     Ok(PacketType::PacketFin) => {
-                        send(packet(PacketType::PacketFin))?;
+                        push(packet(PacketType::PacketFin))?;
                         return Ok(());
                     }
                     Ok(PacketType::PacketErr) => {
@@ -433,15 +442,15 @@ pub fn serve_diff_copy(
                     .insert(id, path);
             }
             sent.entries.fetch_add(1, Ordering::Relaxed);
-            send(Packet {
+            push(Packet {
                 r#type: PacketType::PacketStat as i32,
                 stat: Some(stat),
                 ..Packet::default()
             })
         })
-        .and_then(|()| send(packet(PacketType::PacketStat)));
+        .and_then(|()| push(packet(PacketType::PacketStat)));
         if let Err(error) = listed {
-            let _ = send(Packet {
+            let _ = push(Packet {
                 r#type: PacketType::PacketErr as i32,
                 data: error.to_string().into_bytes(),
                 ..Packet::default()
@@ -486,7 +495,16 @@ mod tests {
         let dir = tree();
         assert_eq!(
             listed(dir.path(), &Selection::default()),
-            ["Dockerfile", "big", "big/blob", "link", "src", "src/a.txt", "src/deep", "src/deep/b.log"]
+            [
+                "Dockerfile",
+                "big",
+                "big/blob",
+                "link",
+                "src",
+                "src/a.txt",
+                "src/deep",
+                "src/deep/b.log"
+            ]
         );
     }
 
@@ -497,13 +515,19 @@ mod tests {
             include: vec!["src/deep/b.log".into()],
             ..Selection::default()
         };
-        assert_eq!(listed(dir.path(), &selection), ["src", "src/deep", "src/deep/b.log"]);
+        assert_eq!(
+            listed(dir.path(), &selection),
+            ["src", "src/deep", "src/deep/b.log"]
+        );
         let selection = Selection {
             include: vec!["src".into()],
             exclude: vec!["**/*.log".into()],
             ..Selection::default()
         };
-        assert_eq!(listed(dir.path(), &selection), ["src", "src/a.txt", "src/deep"]);
+        assert_eq!(
+            listed(dir.path(), &selection),
+            ["src", "src/a.txt", "src/deep"]
+        );
     }
 
     #[test]
@@ -525,7 +549,15 @@ mod tests {
         };
         assert_eq!(
             listed(dir.path(), &selection),
-            ["Dockerfile", "big", "big/blob", "link", "src", "src/deep", "src/deep/b.log"]
+            [
+                "Dockerfile",
+                "big",
+                "big/blob",
+                "link",
+                "src",
+                "src/deep",
+                "src/deep/b.log"
+            ]
         );
     }
 
@@ -540,16 +572,16 @@ mod tests {
             .status()
             .expect("mkfifo");
         assert!(status.success());
-        let mut stats = Vec::new();
+        let mut described = Vec::new();
         walk(root, &Selection::default(), |stat, _| {
-            stats.push(stat);
+            described.push(stat);
             Ok(())
         })
         .expect("walk");
-        assert_eq!(stats[1].path, "b");
-        assert_eq!(stats[1].linkname, "a");
-        assert_eq!(stats[1].size, 0);
-        assert_eq!(stats[2].mode & MODE_NAMED_PIPE, MODE_NAMED_PIPE);
-        assert!(!can_request_data(stats[2].mode));
+        assert_eq!(described[1].path, "b");
+        assert_eq!(described[1].linkname, "a");
+        assert_eq!(described[1].size, 0);
+        assert_eq!(described[2].mode & MODE_NAMED_PIPE, MODE_NAMED_PIPE);
+        assert!(!can_request_data(described[2].mode));
     }
 }

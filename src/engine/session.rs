@@ -76,7 +76,9 @@ pub struct ContextSession {
 
 impl std::fmt::Debug for ContextSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContextSession").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ContextSession")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,10 +130,10 @@ impl ContextSession {
     ) -> io::Result<ContextSession> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut connection = dial(address, tls).await?;
-        let name = dirs
-            .context
-            .file_name()
-            .map_or_else(|| "context".to_owned(), |n| n.to_string_lossy().into_owned());
+        let name = dirs.context.file_name().map_or_else(
+            || "context".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         let mut head = format!(
             "POST /v{api_version}/session HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n\
              Upgrade: h2c\r\nContent-Length: 0\r\nX-Docker-Expose-Session-Uuid: {id}\r\n\
@@ -150,7 +152,9 @@ impl ContextSession {
         let mut answer = Vec::new();
         while !answer.ends_with(b"\r\n\r\n") {
             if answer.len() > 16 * 1024 {
-                return Err(io::Error::other("the answer to `POST /session` is too long"));
+                return Err(io::Error::other(
+                    "the answer to `POST /session` is too long",
+                ));
             }
             answer.push(connection.read_u8().await?);
         }
@@ -198,7 +202,13 @@ impl ContextSession {
 /// A header value with nothing that could end the header.
 fn header_safe(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -233,16 +243,22 @@ async fn dial(address: &str, tls: Option<&DockerTls>) -> io::Result<Box<dyn Io>>
     };
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let invalid = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let invalid =
+        |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(tls.cert_path.join("ca.pem")).map_err(|e| invalid(&e))? {
-        roots.add(cert.map_err(|e| invalid(&e))?).map_err(|e| invalid(&e))?;
+    for cert in
+        CertificateDer::pem_file_iter(tls.cert_path.join("ca.pem")).map_err(|e| invalid(&e))?
+    {
+        roots
+            .add(cert.map_err(|e| invalid(&e))?)
+            .map_err(|e| invalid(&e))?;
     }
     let certs = CertificateDer::pem_file_iter(tls.cert_path.join("cert.pem"))
         .map_err(|e| invalid(&e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(&e))?;
-    let key = PrivateKeyDer::from_pem_file(tls.cert_path.join("key.pem")).map_err(|e| invalid(&e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(tls.cert_path.join("key.pem")).map_err(|e| invalid(&e))?;
     let config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_client_auth_cert(certs, key)
@@ -331,11 +347,10 @@ impl FileSync for FileSyncService {
             .into_iter()
             .next()
             .unwrap_or_default();
-        let root = self
-            .dirs
-            .get(&dir_name)
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("no folder `{dir_name}` in this session")))?;
+        let root =
+            self.dirs.get(&dir_name).cloned().ok_or_else(|| {
+                Status::not_found(format!("no folder `{dir_name}` in this session"))
+            })?;
         let selection = Selection {
             include: metadata_values(&request, "include-patterns"),
             exclude: metadata_values(&request, "exclude-patterns"),
@@ -498,10 +513,10 @@ pub enum Transport {
 
 /// The Dockerfile's name in the session's `dockerfile` folder.
 pub fn dockerfile_name(context: &crate::context::BuildContext) -> String {
-    context
-        .dockerfile_path
-        .file_name()
-        .map_or_else(|| "Dockerfile".to_owned(), |n| n.to_string_lossy().into_owned())
+    context.dockerfile_path.file_name().map_or_else(
+        || "Dockerfile".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The first Engine API version with `/session` out of experimental (Docker 18.09).

@@ -22,7 +22,9 @@ fn session_sent(result: &RunResult) -> (u64, u64, u64) {
             )
         });
     let number_before = |marker: &str| -> u64 {
-        let before = &line[..line.find(marker).unwrap_or_else(|| panic!("{marker} in {line}"))];
+        let before = &line[..line
+            .find(marker)
+            .unwrap_or_else(|| panic!("{marker} in {line}"))];
         before
             .trim_end()
             .rsplit(' ')
@@ -41,7 +43,7 @@ fn write_file(path: &Path, size: u64, seed: u8) {
     use std::io::Write as _;
     let mut file = std::fs::File::create(path).unwrap();
     // Incompressible enough that nothing on the way can shrink it.
-    let mut block = vec![0u8; MIB as usize];
+    let mut block = vec![0u8; usize::try_from(MIB).unwrap()];
     let mut state = u32::from(seed).wrapping_mul(2_654_435_761) | 1;
     for byte in &mut block {
         state ^= state << 13;
@@ -52,7 +54,8 @@ fn write_file(path: &Path, size: u64, seed: u8) {
     for _ in 0..size / MIB {
         file.write_all(&block).unwrap();
     }
-    file.write_all(&block[..(size % MIB) as usize]).unwrap();
+    file.write_all(&block[..usize::try_from(size % MIB).unwrap()])
+        .unwrap();
 }
 
 #[tokio::test]
@@ -66,7 +69,11 @@ async fn a_file_the_dockerfile_never_copies_does_not_cross_and_two_platforms_sha
         (".dockerignore", "*.log\n"),
     ]);
     write_file(&context.path().join("payload.bin"), 4 * MIB, 1);
-    write_file(&context.path().join("unread.bin"), 256 * MIB, 2);
+    // Sparse: quick to make, and every byte of it would count if it crossed.
+    std::fs::File::create(context.path().join("unread.bin"))
+        .unwrap()
+        .set_len(256 * MIB)
+        .unwrap();
     let result = Run::new(&repository, context.path())
         .input("platforms", "linux/amd64,linux/arm64")
         .run();
@@ -74,7 +81,10 @@ async fn a_file_the_dockerfile_never_copies_does_not_cross_and_two_platforms_sha
     let (session, contents, files) = session_sent(&result);
     // The copied 4 MiB crossed once for both platforms, the 256 MiB never, on the first run.
     assert!(contents >= 4 * MIB, "{contents} bytes of contents");
-    assert!(contents < 6 * MIB, "{contents} bytes of contents: more than one copy");
+    assert!(
+        contents < 6 * MIB,
+        "{contents} bytes of contents: more than one copy"
+    );
     assert!(session < 8 * MIB, "{session} bytes on the session");
     assert!(files <= 4, "{files} files");
 }
@@ -87,7 +97,11 @@ async fn a_second_run_sends_only_the_file_that_changed() {
     )]);
     std::fs::create_dir(context.path().join("data")).unwrap();
     for index in 0..12u8 {
-        write_file(&context.path().join(format!("data/part-{index}")), MIB, index);
+        write_file(
+            &context.path().join(format!("data/part-{index}")),
+            MIB,
+            index,
+        );
     }
     let first = Run::new(&unique_repository("ctx-changed"), context.path())
         .input("platforms", "linux/amd64")
@@ -166,13 +180,26 @@ async fn the_context_arrives_as_buildx_sends_it() {
     );
 
     // buildx 0.29 (the docker driver) builds the same context on the same Engine.
-    let tag = format!("ctx-fidelity-buildx:{}", &repository[repository.len() - 10..]);
+    let tag = format!(
+        "ctx-fidelity-buildx:{}",
+        &repository[repository.len() - 10..]
+    );
     let buildx = std::process::Command::new("docker")
-        .args(["buildx", "build", "--no-cache", "--network", "none", "--build-arg"])
+        .args([
+            "buildx",
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "--build-arg",
+        ])
         .args(["TARGETARCH=amd64", "--platform"])
         .args(["linux/amd64", "--load", "-t", &tag])
         .arg(context.path())
-        .env("DOCKER_CONFIG", std::env::var("TESTBED_DOCKER_CONFIG").unwrap())
+        .env(
+            "DOCKER_CONFIG",
+            std::env::var("TESTBED_DOCKER_CONFIG").unwrap(),
+        )
         .env("DOCKER_HOST", &testbed().engine.host)
         .output()
         .unwrap();
