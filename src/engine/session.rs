@@ -593,3 +593,42 @@ impl super::Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str) -> bollard::BollardRequest {
+        http::Request::builder()
+            .uri(uri)
+            .body(bollard::body_full(bytes::Bytes::new()))
+            .expect("request")
+    }
+
+    #[test]
+    fn only_build_calls_are_turned_into_session_builds() {
+        let build = session_build_request(request(
+            "http://localhost/v1.41/build?dockerfile=Dockerfile&version=1&session=abc&remote=client-session",
+        ));
+        let query = build.uri().query().expect("query");
+        assert!(query.contains("version=2"), "{query}");
+        assert!(!query.contains("version=1"), "{query}");
+        assert!(query.contains("remote=client-session"), "{query}");
+        let other =
+            session_build_request(request("http://localhost/v1.41/images/x/json?version=1"));
+        assert_eq!(other.uri().query(), Some("version=1"));
+    }
+
+    #[test]
+    fn the_shared_key_follows_the_folder() {
+        assert_eq!(
+            shared_key(Path::new("/a/ctx")),
+            shared_key(Path::new("/a/ctx"))
+        );
+        assert_ne!(
+            shared_key(Path::new("/a/ctx")),
+            shared_key(Path::new("/b/ctx"))
+        );
+        assert_eq!(header_safe("ctx\r\nX: y"), "ctx__X: y");
+    }
+}
