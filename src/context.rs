@@ -96,6 +96,19 @@ impl IgnoreRules {
         Ok(IgnoreRules { rules })
     }
 
+    /// The rules of patterns BuildKit's frontend sends with a file-sync request (the lines of
+    /// `.dockerignore` it read); a pattern that does not parse is left out, as a pattern that
+    /// matches nothing.
+    #[must_use]
+    pub fn from_patterns(patterns: &[String]) -> IgnoreRules {
+        let rules = patterns
+            .iter()
+            .filter_map(|p| IgnoreRules::parse(p).ok())
+            .flat_map(|r| r.rules)
+            .collect();
+        IgnoreRules { rules }
+    }
+
     /// Whether a path (relative, `/`-separated) is left out: the last rule that matches the
     /// path or any of its parent folders decides (moby's `MatchesOrParentMatches`).
     #[must_use]
@@ -149,6 +162,10 @@ pub struct BuildContext {
     entries: Vec<Entry>,
     /// The Dockerfile's path inside the tar, as the Engine API's `dockerfile` parameter.
     pub dockerfile: String,
+    /// The context folder, resolved (what a BuildKit session serves as `context`).
+    pub root: PathBuf,
+    /// The Dockerfile, resolved (its folder is the session's `dockerfile`).
+    pub dockerfile_path: PathBuf,
 }
 
 impl BuildContext {
@@ -199,7 +216,7 @@ impl BuildContext {
                 continue;
             }
             if entry.file_type().is_symlink() {
-                check_symlink(entry.path(), &name)?;
+                check_symlink(&root, entry.path(), &name)?;
             }
             entries.push(Entry {
                 source: entry.path().to_owned(),
@@ -210,7 +227,7 @@ impl BuildContext {
             name
         } else {
             entries.push(Entry {
-                source: dockerfile_abs,
+                source: dockerfile_abs.clone(),
                 name: OUTSIDE_DOCKERFILE.to_owned(),
             });
             OUTSIDE_DOCKERFILE.to_owned()
@@ -218,6 +235,8 @@ impl BuildContext {
         Ok(BuildContext {
             entries,
             dockerfile,
+            root,
+            dockerfile_path: dockerfile_abs,
         })
     }
 
@@ -293,9 +312,15 @@ fn relative_name(root: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
-/// Refuses a symlink whose target, resolved lexically from the link's folder, leaves the
-/// context root (`name` is the link's path relative to that root).
-fn check_symlink(link: &Path, name: &str) -> Result<(), Error> {
+/// Refuses a symlink that leads out of the context, judged as the Engine resolves links
+/// within the context root (`name` is the link's path relative to `root`): from the link's
+/// folder, each link met on the way followed (an absolute target that names a place inside
+/// the context counts from the root), and a `..` that would climb above the root is leaving
+/// it. So `s -> .` with `t -> s/../outside` is refused, and an absolute link to a file of the
+/// context is not. A loop or a dangling target is not an escape.
+fn check_symlink(root: &Path, link: &Path, name: &str) -> Result<(), Error> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
     let target = fs::read_link(link).map_err(|e| Error::Read {
         path: link.to_owned(),
         source: e,
@@ -304,20 +329,52 @@ fn check_symlink(link: &Path, name: &str) -> Result<(), Error> {
         path: PathBuf::from(name),
         target: target.clone(),
     };
-    if target.is_absolute() {
-        return Err(outside());
-    }
-    // Depth of the link's folder below the root, then walk the target's components.
-    let mut depth: isize = name.matches('/').count().try_into().unwrap_or(isize::MAX);
-    for component in target.components() {
-        match component {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return Err(outside()),
+    // The folder we stand in, as names below the root, and what is left to walk.
+    let mut here: Vec<OsString> = Path::new(name)
+        .parent()
+        .into_iter()
+        .flat_map(Path::components)
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut pending: VecDeque<OsString> = VecDeque::new();
+    let enter = |target: &Path,
+                 here: &mut Vec<OsString>,
+                 pending: &mut VecDeque<OsString>|
+     -> Result<(), Error> {
+        let relative = if target.is_absolute() {
+            here.clear();
+            target.strip_prefix(root).map_err(|_| outside())?
+        } else {
+            target
+        };
+        for component in relative.components().rev() {
+            match component {
+                Component::Normal(part) => pending.push_front(part.to_owned()),
+                Component::ParentDir => pending.push_front(OsString::from("..")),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return Err(outside()),
+            }
         }
-        if depth < 0 {
-            return Err(outside());
+        Ok(())
+    };
+    enter(&target, &mut here, &mut pending)?;
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == ".." {
+            if here.pop().is_none() {
+                return Err(outside());
+            }
+            continue;
+        }
+        here.push(part);
+        let place: PathBuf = here.iter().collect();
+        if let Ok(next) = fs::read_link(root.join(&place)) {
+            hops += 1;
+            if hops > 40 {
+                return Ok(());
+            }
+            here.pop();
+            enter(&next, &mut here, &mut pending)?;
         }
     }
     Ok(())
@@ -446,6 +503,23 @@ mod tests {
         std::os::unix::fs::symlink("../Dockerfile", root.join("sub/inside")).expect("link");
         let error = BuildContext::scan(root, &root.join("Dockerfile")).expect_err("escapes");
         assert!(error.to_string().contains("sub/escape"), "{error}");
+    }
+
+    #[test]
+    fn links_are_judged_as_resolved_within_the_root() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().canonicalize().expect("canonical");
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
+        std::os::unix::fs::symlink(".", root.join("s")).expect("link");
+        std::os::unix::fs::symlink("s/../outside", root.join("t")).expect("link");
+        let error = BuildContext::scan(&root, &root.join("Dockerfile")).expect_err("escapes");
+        assert!(error.to_string().contains("`t`"), "{error}");
+        fs::remove_file(root.join("t")).expect("rm");
+        // An absolute link to a file of the context is harmless.
+        std::os::unix::fs::symlink(root.join("Dockerfile"), root.join("abs")).expect("link");
+        BuildContext::scan(&root, &root.join("Dockerfile")).expect("inside");
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc")).expect("link");
+        BuildContext::scan(&root, &root.join("Dockerfile")).expect_err("outside");
     }
 
     #[test]

@@ -83,6 +83,12 @@ pub async fn build_all(
     }))
     .await;
     console.end_group();
+    for line in engines
+        .each()
+        .filter_map(|(engine, _)| engine.context_report())
+    {
+        console.info(&line);
+    }
     let mut built = Vec::new();
     let mut failures = Vec::new();
     for (result, ms) in builds {

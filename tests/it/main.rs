@@ -13,6 +13,7 @@ mod action;
 mod build;
 mod cache;
 mod console;
+mod context_sync;
 mod docs;
 mod ecr_api;
 mod ecr_layer;

@@ -29,6 +29,9 @@ use crate::inputs::{DockerTls, Request};
 use crate::platform::Platform;
 use crate::secret::Secret;
 
+mod filesync;
+pub mod session;
+
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -375,6 +378,10 @@ pub struct Engine {
     build_platform: Platform,
     /// The release of the kernel the daemon runs on (`docker info`'s `KernelVersion`).
     kernel_version: String,
+    /// TLS for a `tcp://` Engine, which the BuildKit session's own connection uses too.
+    tls: Option<DockerTls>,
+    /// How this run's context reaches it: the BuildKit session, opened at the first build.
+    transport: std::sync::Arc<tokio::sync::Mutex<session::Transport>>,
 }
 
 /// Progress of one BuildKit step, for numbering and the failure report.
@@ -458,6 +465,8 @@ impl Engine {
             store,
             build_platform,
             kernel_version,
+            tls: tls.cloned(),
+            transport: std::sync::Arc::default(),
         })
     }
 
@@ -829,6 +838,7 @@ impl Engine {
         console: &Console,
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
+        let context_session = self.context_session(context, settings).await;
         let session = uuid::Uuid::new_v4().to_string();
         let name = format!("{TEMPORARY_REPOSITORY}:{}", uuid::Uuid::new_v4().simple());
         let mut build_args =
@@ -861,6 +871,26 @@ impl Engine {
                 options = options.cachefrom(cache_from);
             }
         }
+        // The context through this run's BuildKit session (see `session`), else as a tar body.
+        let session_docker;
+        let (docker, body) = match &context_session {
+            Some(open) => {
+                options = options
+                    .session(open.id())
+                    .remote("client-session")
+                    .dockerfile(&session::dockerfile_name(context))
+                    .version(BuilderVersion::BuilderV1);
+                session_docker = self
+                    .docker
+                    .clone()
+                    .with_request_modifier(session::session_build_request);
+                (&session_docker, bollard::body_full(bytes::Bytes::new()))
+            }
+            None => (
+                &self.docker,
+                bollard::body_try_stream(ReceiverStream::new(context.tar_stream())),
+            ),
+        };
         // With a BuildKit session, bollard serves these to BuildKit through the session's auth
         // service (what the docker CLI does from its config file); the classic builder would
         // read them from `X-Registry-Config`.
@@ -868,10 +898,7 @@ impl Engine {
             .registry_login
             .as_ref()
             .map(|login| HashMap::from([(login.host.clone(), login.credentials())]));
-        let body = bollard::body_try_stream(ReceiverStream::new(context.tar_stream()));
-        let mut stream = self
-            .docker
-            .build_image(options.build(), credentials, Some(body));
+        let mut stream = docker.build_image(options.build(), credentials, Some(body));
 
         let mut steps: HashMap<String, Step> = HashMap::new();
         let mut failed_step: Option<String> = None;
