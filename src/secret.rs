@@ -1,6 +1,7 @@
 //! A secret (a registry token, the GitHub token) that cannot be printed by accident: its
-//! `Debug` and `Display` say `<redacted>`, and the value is read only through [`Secret::expose`],
-//! so every place that hands it on is one a reader can find.
+//! `Debug` says `<redacted>`, it has no `Display` (so `to_string()` cannot hand on the text
+//! `<redacted>` in its place), and the value is read only through [`Secret::expose`], so every
+//! place that hands it on is one a reader can find.
 
 use std::fmt;
 
@@ -28,12 +29,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::Secret;
@@ -48,7 +43,7 @@ mod tests {
         let holder = Holder {
             token: Some(Secret::new("ghp_verysecret")),
         };
-        let printed = format!("{holder:?} {holder:#?} {}", Secret::new("ghp_verysecret"));
+        let printed = format!("{holder:?} {holder:#?}");
         assert!(!printed.contains("verysecret"), "{printed}");
         assert_eq!(Secret::new("ghp_verysecret").expose(), "ghp_verysecret");
     }

@@ -403,7 +403,7 @@ impl Auth for AuthService {
         let response = match &self.login {
             Some(login) if login.host == host => CredentialsResponse {
                 username: login.username.clone(),
-                secret: login.password.clone(),
+                secret: login.password.expose().to_owned(),
             },
             _ => CredentialsResponse::default(),
         };
