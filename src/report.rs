@@ -26,6 +26,8 @@ pub mod names {
     pub const PLATFORM_DIGESTS: &str = "platform-digests";
     /// Everything, JSON.
     pub const METADATA: &str = "metadata";
+    /// Per platform, the findings of the vulnerability gate per severity, JSON.
+    pub const VULNERABILITIES: &str = "vulnerabilities";
 
     /// Every output, in `action.yml` order.
     pub const ALL: &[&str] = &[
@@ -36,6 +38,7 @@ pub mod names {
         TAGS,
         PLATFORM_DIGESTS,
         METADATA,
+        VULNERABILITIES,
     ];
 }
 
@@ -148,6 +151,8 @@ pub struct Outcome {
     pub skip: Option<SkipReport>,
     /// Time per phase, ms: `ensure_repository`, `index`, `total`.
     pub phase_ms: BTreeMap<&'static str, u128>,
+    /// What the vulnerability gate judged; `None` when it is off.
+    pub gate: Option<crate::gate::GateReport>,
 }
 
 impl Outcome {
@@ -277,6 +282,7 @@ impl Outcome {
             "repository-created": self.repository_created,
             "platforms": platforms,
             "build": build,
+            "vulnerability-gate": self.gate.as_ref().map(crate::gate::GateReport::metadata),
             "timings-ms": timings,
         })
     }
@@ -292,6 +298,7 @@ impl Outcome {
             (names::TAGS, self.references().join(",")),
             (names::PLATFORM_DIGESTS, self.platform_digests().to_string()),
             (names::METADATA, self.metadata().to_string()),
+            (names::VULNERABILITIES, self.vulnerabilities().to_string()),
         ]
     }
 
@@ -306,12 +313,29 @@ impl Outcome {
             names::TAGS: self.references().join(","),
             names::PLATFORM_DIGESTS: self.platform_digests(),
             names::METADATA: self.metadata(),
+            names::VULNERABILITIES: self.vulnerabilities(),
         })
     }
 
-    /// The job summary: a table per platform, then the index and its references.
+    /// The `vulnerabilities` output: the gate's counts; `{}` when the gate is off.
+    fn vulnerabilities(&self) -> Value {
+        self.gate
+            .as_ref()
+            .map_or_else(|| json!({}), crate::gate::GateReport::vulnerabilities)
+    }
+
+    /// The job summary: a table per platform, then the index and its references, then the
+    /// vulnerability gate's tables.
     #[must_use]
     pub fn summary_markdown(&self) -> String {
+        let mut md = self.run_summary();
+        if let Some(gate) = &self.gate {
+            md.push_str(&gate.summary_markdown(&self.repository_uri));
+        }
+        md
+    }
+
+    fn run_summary(&self) -> String {
         match &self.kind {
             RunKind::Build => self.index_summary(self.platform_table("")),
             RunKind::PlatformOnly { result_file } => {
@@ -482,6 +506,7 @@ mod tests {
             phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
                 .into_iter()
                 .collect(),
+            gate: None,
         }
     }
 

@@ -20,6 +20,9 @@ pub const EXIT_SYSTEM: u8 = 2;
 /// Exit code, annotation title and Dockerfile location for a failed run.
 pub fn classify(request: &Request, error: &anyhow::Error) -> (u8, String, Option<SourceLocation>) {
     for cause in error.chain() {
+        if let Some(gate) = cause.downcast_ref::<crate::gate::Error>() {
+            return (gate.exit_code(), gate.title(), None);
+        }
         if let Some(input) = cause.downcast_ref::<InputError>() {
             return (EXIT_USER, format!("Invalid input {}", input.input), None);
         }

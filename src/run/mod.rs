@@ -216,6 +216,21 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let skip_report = match &check {
         Some(check) => match skip::decide(check, &state, &plan) {
             (Some(images), report) => {
+                // Issue 16: judged on today's findings of the images it reuses.
+                let children = plan.platforms.iter().zip(&images);
+                let gate = crate::gate::enforce(
+                    request,
+                    &ecr,
+                    crate::gate::Images {
+                        repository_uri: &repository_uri,
+                        children: children
+                            .map(|(p, image)| (p.platform.clone(), image.manifest.digest.clone()))
+                            .collect(),
+                    },
+                    console,
+                    &mut phase_ms,
+                )
+                .await?;
                 let reused = skip::Reuse {
                     request,
                     registry: &registry,
@@ -224,9 +239,11 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                     repository: &repository,
                     proxy_host: &credentials.proxy_host,
                 };
-                return reused
+                let mut outcome = reused
                     .outcome(&images, report, console, phase_ms, started)
-                    .await;
+                    .await?;
+                outcome.gate = gate;
+                return Ok(outcome);
             }
             (None, report) => {
                 console.info(&format!("building: {}", report.reason));
@@ -276,6 +293,22 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         )?
     };
     let pushed = push::push_images(&registry, &prepared, console).await?;
+    // Issue 16: every child is in by digest; the gate judges them before any tag moves.
+    let gate = crate::gate::enforce(
+        request,
+        &ecr,
+        crate::gate::Images {
+            repository_uri: &repository_uri,
+            children: children
+                .iter()
+                .zip(&plan.platforms)
+                .map(|(child, p)| (p.platform.clone(), child.digest.clone()))
+                .collect(),
+        },
+        console,
+        &mut phase_ms,
+    )
+    .await?;
     if !request.platform_only {
         let phase = Instant::now();
         push::put_tags(&registry, &decisions, &index, &children, console).await?;
@@ -343,5 +376,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console_url,
         skip: skip_report,
         phase_ms,
+        gate,
     })
 }

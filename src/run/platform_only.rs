@@ -64,5 +64,6 @@ pub fn finish(
         platforms,
         console_url: None,
         phase_ms,
+        gate: None,
     })
 }

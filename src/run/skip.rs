@@ -360,6 +360,7 @@ impl Reuse<'_> {
             platforms,
             skip: Some(report),
             phase_ms,
+            gate: None,
         })
     }
 }

@@ -14,6 +14,7 @@ mod build;
 mod cache;
 mod ecr_layer;
 mod engines;
+mod gate;
 mod inputs;
 mod merge;
 mod push;
