@@ -12,6 +12,7 @@
 mod action;
 mod build;
 mod cache;
+mod ecr_api;
 mod ecr_layer;
 mod engines;
 mod gate;
