@@ -11,7 +11,6 @@ pub mod build_digest;
 pub mod context;
 pub mod dockerfile;
 pub mod ecr;
-pub mod ecr_scan;
 pub mod emulation_probe;
 pub mod engine;
 pub mod gate;

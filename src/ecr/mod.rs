@@ -373,10 +373,5 @@ impl Ecr {
     }
 }
 
-impl Ecr {
-    /// The SDK client and the registry id, for the scan calls of the vulnerability gate
-    /// ([`crate::ecr_scan`]), which live in their own file.
-    pub(crate) fn client_parts(&self) -> (&aws_sdk_ecr::Client, Option<&str>) {
-        (&self.client, self.registry_id.as_deref())
-    }
-}
+/// Image scanning, for the vulnerability gate (issue 16).
+pub mod scan;

@@ -13,7 +13,7 @@
 //! not finish within `scan-timeout` ends the run with exit 2 (ECR did not answer in time).
 //!
 //! Owns no output of its own but through [`crate::github`]; the ECR calls are in
-//! [`crate::ecr_scan`].
+//! [`crate::ecr::scan`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::future::join_all;
 
+use crate::ecr::scan::{Describe, Scan, Scanner, ScanningConfiguration, Start};
 use crate::ecr::Ecr;
-use crate::ecr_scan::{Describe, Scan, Scanner, ScanningConfiguration, Start};
 use crate::github::Console;
 use crate::inputs::{names, Request};
 use crate::platform::Platform;

@@ -216,6 +216,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let skip_report = match &check {
         Some(check) => match skip::decide(check, &state, &plan) {
             (Some(images), report) => {
+                console.notice(&format!("build skipped: {}", report.reason));
                 // Issue 16: judged on today's findings of the images it reuses.
                 let children = plan.platforms.iter().zip(&images);
                 let gate = crate::gate::enforce(

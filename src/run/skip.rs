@@ -286,7 +286,6 @@ impl Reuse<'_> {
         started: Instant,
     ) -> anyhow::Result<Outcome> {
         let plan = self.plan;
-        console.notice(&format!("build skipped: {}", report.reason));
         let document = self
             .state
             .existing

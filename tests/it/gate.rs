@@ -11,6 +11,7 @@ use std::path::Path;
 use rstest::rstest;
 use serde_json::{json, Value};
 
+use super::ecr_api::{api_calls, api_calls_where, Override};
 use super::{
     fixture, moto_repository, registry_tags, skopeo_digest, skopeo_raw, testbed, unique_repository,
     Run, RunResult,
@@ -36,8 +37,19 @@ fn run(repository: &str, context: &Path, mark: &str) -> Run {
 /// Pushes the test build's platform images by digest, under no tag, with no gate (a
 /// `platform-only` run), and answers platform -> digest.
 fn push_children(repository: &str, context: &Path, mark: &str) -> BTreeMap<String, String> {
+    push_platforms(repository, context, mark, "linux/amd64,linux/arm64")
+}
+
+/// [`push_children`] for some platforms.
+fn push_platforms(
+    repository: &str,
+    context: &Path,
+    mark: &str,
+    platforms: &str,
+) -> BTreeMap<String, String> {
     let folder = tempfile::tempdir().unwrap();
     let result = run(repository, context, mark)
+        .input("platforms", platforms)
         .input("platform-only", "true")
         .input("results-folder", folder.path().to_str().unwrap())
         .run();
@@ -54,12 +66,14 @@ fn region() -> String {
 }
 
 /// Sets what `DescribeImageScanFindings` answers for `repository@digest`: moto hands each
-/// image the next result set for it, once, and keeps answering that one.
+/// image the next result set for it, once, and keeps answering that one. (moto also matches a
+/// result's missing tag with an untagged image's missing tag: the empty tag keeps it to the
+/// digest.)
 async fn set_scan(repository: &str, digest: &str, status: &str, findings: Value) {
     let mut result = json!({
         "registryId": "123456789012",
         "repositoryName": repository,
-        "imageId": {"imageDigest": digest},
+        "imageId": {"imageDigest": digest, "imageTag": ""},
         "imageScanStatus": {"status": status, "description": format!("the scan says {status}")},
     });
     if !findings.is_null() {
@@ -344,16 +358,9 @@ async fn a_clean_scan_started_by_the_gate_passes() {
 async fn a_scan_that_never_completes_is_exit_2_after_the_timeout() {
     let repository = unique_repository("gate-timeout");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let children = push_platforms(&repository, context.path(), "timeout", "linux/amd64");
     let mut r = run(&repository, context.path(), "timeout");
     r.input("platforms", "linux/amd64");
-    let folder = tempfile::tempdir().unwrap();
-    let pre = run(&repository, context.path(), "timeout")
-        .input("platforms", "linux/amd64")
-        .input("platform-only", "true")
-        .input("results-folder", folder.path().to_str().unwrap())
-        .run();
-    pre.assert_success();
-    let children = platform_digests(&pre);
     set_scan(
         &repository,
         &children["linux/amd64"],
@@ -387,14 +394,7 @@ async fn a_scan_that_never_completes_is_exit_2_after_the_timeout() {
 async fn a_scan_ecr_could_not_do_refuses_with_its_status(#[case] status: &str) {
     let repository = unique_repository("gate-failed");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let folder = tempfile::tempdir().unwrap();
-    let pre = run(&repository, context.path(), "failed")
-        .input("platforms", "linux/amd64")
-        .input("platform-only", "true")
-        .input("results-folder", folder.path().to_str().unwrap())
-        .run();
-    pre.assert_success();
-    let children = platform_digests(&pre);
+    let children = push_platforms(&repository, context.path(), "failed", "linux/amd64");
     set_scan(&repository, &children["linux/amd64"], status, Value::Null).await;
     let result = run(&repository, context.path(), "failed")
         .input("platforms", "linux/amd64")
@@ -538,6 +538,7 @@ async fn a_skipped_build_is_judged_on_todays_findings() {
     let children = platform_digests(&first);
     let index = first.outputs["digest"].clone();
     // A new CVE is published for what the image holds.
+    set_scan(&repository, &children["linux/amd64"], "COMPLETE", clean()).await;
     set_scan(
         &repository,
         &children["linux/arm64"],
@@ -628,4 +629,213 @@ async fn bad_gate_input_fails_before_any_side_effect(
         moto_repository(&repository).await.is_none(),
         "no repository created"
     );
+}
+
+// What moto cannot answer, scripted through the testbed's ECR API layer (`Override`): a scan
+// that takes a while, enhanced scanning, throttling, and the once-a-day limit.
+
+/// A `DescribeImageScanFindings` answer.
+fn answer(repository: &str, digest: &str, status: &str, findings: Value) -> Value {
+    let mut body = json!({
+        "registryId": "123456789012",
+        "repositoryName": repository,
+        "imageId": {"imageDigest": digest},
+        "imageScanStatus": {"status": status, "description": format!("the scan says {status}")},
+    });
+    if !findings.is_null() {
+        body["imageScanFindings"] = findings;
+    }
+    body
+}
+
+#[tokio::test]
+async fn in_progress_twice_then_complete_is_waited_for_and_judged() {
+    let repository = unique_repository("gate-wait");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let children = push_platforms(&repository, context.path(), "wait", "linux/amd64");
+    let digest = &children["linux/amd64"];
+    Override::new("DescribeImageScanFindings")
+        .repository(&repository)
+        .digest(digest)
+        .answer(answer(&repository, digest, "IN_PROGRESS", Value::Null))
+        .answer(answer(&repository, digest, "IN_PROGRESS", Value::Null))
+        .answer(answer(
+            &repository,
+            digest,
+            "COMPLETE",
+            basic(&[("CVE-2026-0601", "HIGH", "curl", "8.0")]),
+        ))
+        .install()
+        .await;
+    let refused = run(&repository, context.path(), "wait")
+        .input("platforms", "linux/amd64")
+        .input("vulnerability-gate", "high")
+        .run();
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert_eq!(
+        refused
+            .stdout
+            .matches("IN_PROGRESS; asking again in")
+            .count(),
+        2,
+        "{}",
+        refused.stdout
+    );
+    assert!(refused
+        .error_line()
+        .contains("CVE-2026-0601 (HIGH) in curl 8.0"));
+    let calls = api_calls(&repository).await;
+    assert_eq!(calls.count("DescribeImageScanFindings"), 3);
+    assert_eq!(calls.count("StartImageScan"), 0, "a scan under way is used");
+    assert_no_tag(&repository, &children);
+}
+
+#[tokio::test]
+async fn enhanced_scanning_waits_for_inspector_and_an_active_scan_counts() {
+    let repository = unique_repository("gate-enhanced");
+    let key = format!("gate{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let children = push_platforms(&repository, context.path(), "enhanced", "linux/amd64");
+    let digest = &children["linux/amd64"];
+    Override::new("GetRegistryScanningConfiguration")
+        .access_key(&key)
+        .answer(json!({
+            "registryId": "123456789012",
+            "scanningConfiguration": {
+                "scanType": "ENHANCED",
+                "rules": [{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}],
+            },
+        }))
+        .install()
+        .await;
+    Override::new("DescribeImageScanFindings")
+        .repository(&repository)
+        .digest(digest)
+        .error(
+            "ScanNotFoundException",
+            "Image scan does not exist for the image",
+        )
+        // Inspector says COMPLETE before its findings exist.
+        .answer(answer(&repository, digest, "COMPLETE", Value::Null))
+        .answer(answer(
+            &repository,
+            digest,
+            "ACTIVE",
+            enhanced(&[("CVE-2026-0701", "CRITICAL", "NO", "")]),
+        ))
+        .install()
+        .await;
+    let passed = run(&repository, context.path(), "enhanced")
+        .input("platforms", "linux/amd64")
+        .input("vulnerability-gate", "critical")
+        .input("vulnerability-ignore-unfixed", "true")
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .run();
+    passed.assert_success();
+    assert!(
+        passed
+            .stdout
+            .contains("COMPLETE without findings yet; asking again"),
+        "{}",
+        passed.stdout
+    );
+    assert!(
+        !passed.stdout.contains("ignored for basic scan findings"),
+        "enhanced findings tell fixes: {}",
+        passed.stdout
+    );
+    let gate = gate_metadata(&passed);
+    assert_eq!(gate["scanning"], "ENHANCED");
+    assert_eq!(gate["platforms"]["linux/amd64"]["scan-status"], "ACTIVE");
+    assert_eq!(
+        gate["platforms"]["linux/amd64"]["findings"][0]["decision"],
+        "unfixed"
+    );
+    let calls = api_calls_where(&[("access_key", &key)]).await;
+    assert_eq!(
+        calls.count("StartImageScan"),
+        0,
+        "enhanced scans are ECR's own"
+    );
+    assert_eq!(calls.count("GetRegistryScanningConfiguration"), 1);
+    assert_eq!(
+        skopeo_digest(&repository, "latest"),
+        Some(passed.outputs["digest"].clone())
+    );
+}
+
+#[tokio::test]
+async fn throttled_reads_are_waited_out() {
+    let repository = unique_repository("gate-throttle");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let children = push_platforms(&repository, context.path(), "throttle", "linux/amd64");
+    let digest = &children["linux/amd64"];
+    let mut throttled = Override::new("DescribeImageScanFindings")
+        .repository(&repository)
+        .digest(digest);
+    // More than the SDK's own 3 attempts: the gate sees the throttle and waits longer.
+    for _ in 0..4 {
+        throttled = throttled.error("ThrottlingException", "Rate exceeded");
+    }
+    throttled
+        .answer(answer(&repository, digest, "COMPLETE", clean()))
+        .install()
+        .await;
+    let passed = run(&repository, context.path(), "throttle")
+        .input("platforms", "linux/amd64")
+        .input("vulnerability-gate", "high")
+        .run();
+    passed.assert_success();
+    assert!(passed.stdout.contains("throttled ("), "{}", passed.stdout);
+    assert_eq!(
+        api_calls(&repository)
+            .await
+            .count("DescribeImageScanFindings"),
+        5
+    );
+}
+
+#[tokio::test]
+async fn a_scan_limit_means_a_scan_exists_and_it_is_read() {
+    let repository = unique_repository("gate-limit");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let children = push_platforms(&repository, context.path(), "limit", "linux/amd64");
+    let digest = &children["linux/amd64"];
+    Override::new("DescribeImageScanFindings")
+        .repository(&repository)
+        .digest(digest)
+        .error(
+            "ScanNotFoundException",
+            "Image scan does not exist for the image",
+        )
+        .answer(answer(
+            &repository,
+            digest,
+            "COMPLETE",
+            basic(&[("CVE-2026-0801", "LOW", "zlib", "1.2")]),
+        ))
+        .install()
+        .await;
+    Override::new("StartImageScan")
+        .repository(&repository)
+        .error(
+            "LimitExceededException",
+            "The scan quota per image has been exceeded. Wait and try again.",
+        )
+        .install()
+        .await;
+    let passed = run(&repository, context.path(), "limit")
+        .input("platforms", "linux/amd64")
+        .input("vulnerability-gate", "medium")
+        .run();
+    passed.assert_success();
+    assert!(
+        passed.stdout.contains("ECR scanned it already today"),
+        "{}",
+        passed.stdout
+    );
+    assert_eq!(vulnerabilities(&passed)["linux/amd64"]["LOW"], 1);
+    let calls = api_calls(&repository).await;
+    assert!(calls.count("StartImageScan") >= 1);
+    assert_eq!(calls.count("DescribeImageScanFindings"), 2);
 }

@@ -1,7 +1,7 @@
 //! ECR's image scanning, for the vulnerability gate ([`crate::gate`]): the registry's scanning
 //! configuration, a scan's status and findings, and starting a basic scan. Answers become the
 //! gate's own types here; nothing is decided here but what an answer means. Uses the client of
-//! [`crate::ecr::Ecr`] (kept in its own file: the calls are the gate's, not the repository's).
+//! [`Ecr`] (a file of its own: the calls are the gate's, not the repository's).
 //!
 //! API: <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImageScanFindings.html>
 
@@ -12,7 +12,7 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageIdentifier, ScanFrequency, ScanType};
 use chrono::{DateTime, Utc};
 
-use crate::ecr::Ecr;
+use super::Ecr;
 use crate::gate::judge::{Finding, Severity};
 
 /// An ECR scan call that failed for a reason waiting will not fix.
@@ -193,7 +193,7 @@ impl<'a> Scanner<'a> {
 
     /// The registry's scanning configuration.
     pub async fn configuration(&self) -> Result<ScanningConfiguration, Error> {
-        let (client, _) = self.ecr.client_parts();
+        let client = &self.ecr.client;
         self.count("GetRegistryScanningConfiguration");
         let answer = client
             .get_registry_scanning_configuration()
@@ -229,7 +229,7 @@ impl<'a> Scanner<'a> {
 
     /// The scan of `digest` in `repository` and all its findings.
     pub async fn describe(&self, repository: &str, digest: &str) -> Result<Describe, Error> {
-        let (client, registry_id) = self.ecr.client_parts();
+        let (client, registry_id) = (&self.ecr.client, self.ecr.registry_id.as_deref());
         let action = || {
             format!("reading the scan findings of `{repository}@{digest}` (`ecr:DescribeImageScanFindings`)")
         };
@@ -349,7 +349,7 @@ impl<'a> Scanner<'a> {
 
     /// Starts a basic scan of `digest` (allowed once per image per 24 hours).
     pub async fn start(&self, repository: &str, digest: &str) -> Result<Start, Error> {
-        let (client, registry_id) = self.ecr.client_parts();
+        let (client, registry_id) = (&self.ecr.client, self.ecr.registry_id.as_deref());
         self.count("StartImageScan");
         match client
             .start_image_scan()
