@@ -118,6 +118,13 @@ pub enum Error {
         /// ECR's description.
         description: String,
     },
+    /// The registry scans with Amazon Inspector, and no rule covers the repository: no scan
+    /// will ever come (`StartImageScan` is for basic scanning). Exit 1: the user configures it.
+    #[error("the registry scans with Amazon Inspector (enhanced scanning), and none of its rules covers repository `{repository}`: no scan will come. Add a scan-on-push or continuous scanning rule for it (`PutRegistryScanningConfiguration`), or set `{input}: none`", input = names::VULNERABILITY_GATE)]
+    NotScanned {
+        /// The repository.
+        repository: String,
+    },
     /// A scan did not finish in time: exit 2.
     #[error("ECR's scans did not finish within `{input}` ({waited}): {pending}. No tag moved; the platform images stay in the repository by digest: run again later, or raise `{input}`", input = names::SCAN_TIMEOUT)]
     Timeout {
@@ -134,7 +141,7 @@ impl Error {
     #[must_use]
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Refused { .. } | Error::ScanFailed { .. } => 1,
+            Error::Refused { .. } | Error::ScanFailed { .. } | Error::NotScanned { .. } => 1,
             Error::Timeout { .. } => 2,
         }
     }
@@ -147,6 +154,7 @@ impl Error {
             Error::ScanFailed { platform, .. } => {
                 format!("Vulnerability scan failed for {platform}")
             }
+            Error::NotScanned { .. } => "Repository not scanned".to_owned(),
             Error::Timeout { .. } => "Vulnerability scan timed out".to_owned(),
         }
     }
@@ -205,6 +213,12 @@ pub async fn enforce(
     let scanner = Scanner::new(ecr);
     let configuration = scanner.configuration().await?;
     let repository = &request.repository;
+    if configuration.enhanced && !configuration.scans_pushes_to(repository) {
+        return Err(Error::NotScanned {
+            repository: repository.clone(),
+        }
+        .into());
+    }
     console.info(&format!(
         "vulnerability gate: waiting for ECR's {} scan of {} platform image(s) (refusing at `{}` or worse, for at most {})",
         if configuration.enhanced { "enhanced" } else { "basic" },
@@ -470,6 +484,37 @@ mod tests {
     #[case("", "not a duration")]
     fn bad_timeouts(#[case] text: &str, #[case] message: &str) {
         assert!(parse_timeout(text).expect_err("invalid").contains(message));
+    }
+
+    #[test]
+    fn inputs_make_the_policy() {
+        use crate::inputs::{Args, Request};
+        let args = || Args {
+            repository: Some("team/api".into()),
+            context: Some(env!("CARGO_MANIFEST_DIR").to_owned() + "/examples/hello"),
+            aws_region: Some("us-east-1".into()),
+            ..Args::default()
+        };
+        let off = Request::try_from(args()).expect("valid");
+        assert_eq!(off.vulnerability_gate, None);
+        let none = Request::try_from(Args {
+            vulnerability_gate: Some("None".into()),
+            scan_timeout: Some("5s".into()),
+            ..args()
+        })
+        .expect("valid");
+        assert_eq!(none.vulnerability_gate, None);
+        let on = Request::try_from(Args {
+            vulnerability_gate: Some("High".into()),
+            vulnerability_ignore_unfixed: Some("true".into()),
+            ..args()
+        })
+        .expect("valid")
+        .vulnerability_gate
+        .expect("on");
+        assert_eq!(on.threshold, Severity::High);
+        assert_eq!(on.timeout, DEFAULT_TIMEOUT);
+        assert!(on.ignore_unfixed && on.ignore.is_empty());
     }
 
     #[test]

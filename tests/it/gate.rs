@@ -839,3 +839,41 @@ async fn a_scan_limit_means_a_scan_exists_and_it_is_read() {
     assert!(calls.count("StartImageScan") >= 1);
     assert_eq!(calls.count("DescribeImageScanFindings"), 2);
 }
+
+#[tokio::test]
+async fn enhanced_scanning_with_no_rule_for_the_repository_says_so_at_once() {
+    let repository = unique_repository("gate-norule");
+    let key = format!("gate{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    Override::new("GetRegistryScanningConfiguration")
+        .access_key(&key)
+        .answer(json!({
+            "registryId": "123456789012",
+            "scanningConfiguration": {
+                "scanType": "ENHANCED",
+                "rules": [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "prod/*", "filterType": "WILDCARD"}]}],
+            },
+        }))
+        .install()
+        .await;
+    let result = run(&repository, context.path(), "norule")
+        .input("platforms", "linux/amd64")
+        .input("vulnerability-gate", "critical")
+        .env("AWS_ACCESS_KEY_ID", &key)
+        .run();
+    assert_eq!(result.code, 1, "{}", result.stdout);
+    let error = result.error_line();
+    assert!(
+        error.starts_with("::error title=Repository not scanned::"),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "none of its rules covers repository `{repository}`"
+        )),
+        "{error}"
+    );
+    assert_eq!(registry_tags(&repository), Vec::<String>::new());
+    let calls = api_calls_where(&[("access_key", &key)]).await;
+    assert_eq!(calls.count("DescribeImageScanFindings"), 0);
+}
