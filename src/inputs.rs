@@ -94,6 +94,15 @@ pub mod names {
     pub const UPDATE_REPOSITORY: &str = "update-repository";
     /// ECR's endpoints: default, dual-stack or FIPS.
     pub const ENDPOINT: &str = "endpoint";
+    // The vulnerability gate (issue 16).
+    /// The lowest severity that refuses the image, or `none`.
+    pub const VULNERABILITY_GATE: &str = "vulnerability-gate";
+    /// YAML file of findings to let through, each with a reason and an expiry.
+    pub const VULNERABILITY_IGNORE: &str = "vulnerability-ignore";
+    /// Let findings with no fix available through.
+    pub const VULNERABILITY_IGNORE_UNFIXED: &str = "vulnerability-ignore-unfixed";
+    /// How long to wait for the scans.
+    pub const SCAN_TIMEOUT: &str = "scan-timeout";
 
     /// Every input, in `action.yml` order.
     pub const ALL: &[&str] = &[
@@ -130,6 +139,10 @@ pub mod names {
         REPOSITORY_POLICY,
         UPDATE_REPOSITORY,
         ENDPOINT,
+        VULNERABILITY_GATE,
+        VULNERABILITY_IGNORE,
+        VULNERABILITY_IGNORE_UNFIXED,
+        SCAN_TIMEOUT,
     ];
 }
 
@@ -278,6 +291,25 @@ pub struct Args {
     /// An explicit endpoint URL for every AWS service, as the AWS SDK reads it.
     #[arg(long, env = "AWS_ENDPOINT_URL", hide = true)]
     pub env_endpoint_url: Option<String>,
+    /// Refuse the image (no tag moved) when ECR's scan of a platform image finds a
+    /// vulnerability of this severity or worse: `none`, `critical`, `high`, `medium` or `low`
+    /// [default: none]
+    #[arg(long = "vulnerability-gate", env = "INPUT_VULNERABILITY-GATE")]
+    pub vulnerability_gate: Option<String>,
+    /// YAML file in the workspace listing findings to let through, each with `id`, `reason`
+    /// and `expires` (a date)
+    #[arg(long = "vulnerability-ignore", env = "INPUT_VULNERABILITY-IGNORE")]
+    pub vulnerability_ignore: Option<String>,
+    /// Let findings with no fix available through (enhanced scanning tells): `true` or `false`
+    /// [default: false]
+    #[arg(
+        long = "vulnerability-ignore-unfixed",
+        env = "INPUT_VULNERABILITY-IGNORE-UNFIXED"
+    )]
+    pub vulnerability_ignore_unfixed: Option<String>,
+    /// How long to wait for ECR's scans, e.g. `10m`, `90s` [default: 10m]
+    #[arg(long = "scan-timeout", env = "INPUT_SCAN-TIMEOUT")]
+    pub scan_timeout: Option<String>,
 
     /// Region fallback, as the AWS CLI reads it.
     #[arg(long, env = "AWS_REGION", hide = true)]
@@ -544,6 +576,8 @@ pub struct Request {
     pub keep_images: bool,
     /// Encryption, policies, `update-repository`, `endpoint` (issue 18).
     pub repository_settings: RepositorySettings,
+    /// The vulnerability gate; `None` when `vulnerability-gate` is `none`.
+    pub vulnerability_gate: Option<crate::gate::Policy>,
 }
 
 impl Request {
@@ -1448,6 +1482,55 @@ fn unused_by_merge(args: &Args) -> Vec<&'static str> {
     given_inputs.chain(no_cache).collect()
 }
 
+/// The vulnerability gate's inputs (issue 16). The ignore file is read and checked here, so
+/// that a bad entry stops the run before anything is created; it is checked even when the
+/// gate is `none`.
+fn vulnerability_gate(args: &Args) -> Result<Option<crate::gate::Policy>, InputError> {
+    let threshold = match given(args.vulnerability_gate.as_ref()) {
+        None => None,
+        Some(text) if text.eq_ignore_ascii_case("none") => None,
+        Some(text) => Some(
+            text.parse::<crate::gate::judge::Severity>()
+                .map_err(|message| InputError::new(names::VULNERABILITY_GATE, message))?,
+        ),
+    };
+    let ignore_file = given(args.vulnerability_ignore.as_ref()).map(PathBuf::from);
+    let ignore = match &ignore_file {
+        None => Vec::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                InputError::new(
+                    names::VULNERABILITY_IGNORE,
+                    format!("cannot read `{}`: {e}", path.display()),
+                )
+            })?;
+            crate::gate::ignore::parse(&text).map_err(|message| {
+                InputError::new(
+                    names::VULNERABILITY_IGNORE,
+                    format!("`{}`: {message}", path.display()),
+                )
+            })?
+        }
+    };
+    let ignore_unfixed = boolean(
+        names::VULNERABILITY_IGNORE_UNFIXED,
+        args.vulnerability_ignore_unfixed.as_ref(),
+        false,
+    )?;
+    let timeout = match given(args.scan_timeout.as_ref()) {
+        None => crate::gate::DEFAULT_TIMEOUT,
+        Some(text) => crate::gate::parse_timeout(text)
+            .map_err(|message| InputError::new(names::SCAN_TIMEOUT, message))?,
+    };
+    Ok(threshold.map(|threshold| crate::gate::Policy {
+        threshold,
+        ignore_file,
+        ignore,
+        ignore_unfixed,
+        timeout,
+    }))
+}
+
 impl TryFrom<Args> for Request {
     type Error = InputError;
 
@@ -1601,6 +1684,7 @@ impl TryFrom<Args> for Request {
                 scan_on_push: args.scan_on_push.as_ref(),
                 region: &aws_region,
             })?;
+        let vulnerability_gate = vulnerability_gate(&args)?;
         let runner = Runner {
             github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
             output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
@@ -1645,6 +1729,7 @@ impl TryFrom<Args> for Request {
                 Some("1" | "true" | "TRUE" | "True")
             ),
             repository_settings,
+            vulnerability_gate,
         })
     }
 }

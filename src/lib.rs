@@ -4,6 +4,7 @@
 //! Data flows one way: [`inputs`] -> [`plan`] -> [`ecr`] -> [`engine`] (with [`context`]) ->
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
 //! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
+//! [`gate`] judges ECR's scan of each platform image before any tag moves.
 //! Pure helpers: [`dockerfile`] (the images a build pulls), [`build_digest`]
 //! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs). Every error kind
 //! states its own [`exit_status`].
@@ -15,6 +16,7 @@ pub mod ecr;
 pub mod emulation;
 pub mod engine;
 pub mod exit_status;
+pub mod gate;
 pub mod github;
 pub mod github_api;
 pub mod handoff;

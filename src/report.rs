@@ -27,6 +27,8 @@ pub mod names {
     pub const PLATFORM_DIGESTS: &str = "platform-digests";
     /// Everything, JSON.
     pub const METADATA: &str = "metadata";
+    /// Per platform, the findings of the vulnerability gate per severity, JSON.
+    pub const VULNERABILITIES: &str = "vulnerabilities";
 
     /// Every output, in `action.yml` order.
     pub const ALL: &[&str] = &[
@@ -37,6 +39,7 @@ pub mod names {
         TAGS,
         PLATFORM_DIGESTS,
         METADATA,
+        VULNERABILITIES,
     ];
 }
 
@@ -152,6 +155,8 @@ pub struct Outcome {
     /// What the run found or did about the repository's settings and archived images
     /// (issue 18), one line each for the summary.
     pub repository_notes: Vec<String>,
+    /// What the vulnerability gate judged; `None` when it is off.
+    pub gate: Option<crate::gate::GateReport>,
 }
 
 impl Outcome {
@@ -281,6 +286,7 @@ impl Outcome {
             "repository-created": self.repository_created,
             "platforms": platforms,
             "build": build,
+            "vulnerability-gate": self.gate.as_ref().map(crate::gate::GateReport::metadata),
             "timings-ms": timings,
         })
     }
@@ -296,6 +302,7 @@ impl Outcome {
             (names::TAGS, self.references().join(",")),
             (names::PLATFORM_DIGESTS, self.platform_digests().to_string()),
             (names::METADATA, self.metadata().to_string()),
+            (names::VULNERABILITIES, self.vulnerabilities().to_string()),
         ]
     }
 
@@ -310,12 +317,29 @@ impl Outcome {
             names::TAGS: self.references().join(","),
             names::PLATFORM_DIGESTS: self.platform_digests(),
             names::METADATA: self.metadata(),
+            names::VULNERABILITIES: self.vulnerabilities(),
         })
     }
 
-    /// The job summary: a table per platform, then the index and its references.
+    /// The `vulnerabilities` output: the gate's counts; `{}` when the gate is off.
+    fn vulnerabilities(&self) -> Value {
+        self.gate
+            .as_ref()
+            .map_or_else(|| json!({}), crate::gate::GateReport::vulnerabilities)
+    }
+
+    /// The job summary: a table per platform, then the index and its references, then the
+    /// vulnerability gate's tables.
     #[must_use]
     pub fn summary_markdown(&self) -> String {
+        let mut md = self.run_summary();
+        if let Some(gate) = &self.gate {
+            md.push_str(&gate.summary_markdown(&self.repository_uri));
+        }
+        md
+    }
+
+    fn run_summary(&self) -> String {
         match &self.kind {
             RunKind::Build => self.index_summary(self.platform_table("")),
             RunKind::PlatformOnly { result_file } => {
@@ -492,6 +516,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             repository_notes: Vec::new(),
+            gate: None,
         }
     }
 

@@ -579,3 +579,6 @@ mod tests {
         assert_eq!(registry_host_for(host, "us-east-1", endpoint), expected);
     }
 }
+
+/// Image scanning, for the vulnerability gate (issue 16).
+pub mod scan;

@@ -56,6 +56,9 @@ fn known_kind(
 ) -> Option<(ExitStatus, String, Option<usize>)> {
     let mismatch_title =
         |mismatch: &PlatformMismatch| format!("Wrong platform for {}", mismatch.wanted);
+    if let Some(gate) = cause.downcast_ref::<crate::gate::Error>() {
+        return Some((gate.exit_status(), gate.title(), None));
+    }
     if let Some(input) = cause.downcast_ref::<InputError>() {
         return Some((
             input.exit_status(),
@@ -186,6 +189,7 @@ mod tests {
     /// Every error kind, wrapped as the run wraps it, to its exit code and title.
     #[rstest]
     #[case::input(InputError { input: "target", message: "no stage".into() }.into(), 1, "Invalid input target")]
+    #[case::gate_timeout(crate::gate::Error::Timeout { waited: "10 min".into(), pending: "`linux/arm64`: IN_PROGRESS".into() }.into(), 2, "Vulnerability scan timed out")]
     #[case::build_failed(engine::Error::BuildFailed { platform: platform(), step: None, dockerfile_line: Some(3), message: "exit 1".into(), last_lines: vec![] }.into(), 1, "Build failed for linux/arm64")]
     #[case::engine_lost(engine::Error::Lost { address: "unix:///x".into(), platform: Some(platform()), action: "building".into(), source: bollard_error() }.into(), 2, "Docker Engine lost while building linux/arm64")]
     #[case::engine_unreachable(engine::Error::Connect { address: "unix:///x".into(), platforms: vec![platform()], named_by: engine::NamedBy::DockerHost, source: bollard_error() }.into(), 2, "Docker Engine unreachable for linux/arm64")]

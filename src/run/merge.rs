@@ -341,6 +341,23 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .zip(digests)
         .collect();
     let decisions = push::decide_tags(&plan, &held, &index, &children, &repository.mutability)?;
+    // Issue 16: the merge run holds the gate; it judges every child before any tag moves.
+    let gate = crate::gate::enforce(
+        request,
+        &ecr,
+        crate::gate::Images {
+            repository_uri: &repository_uri,
+            children: request
+                .platforms
+                .iter()
+                .zip(&children)
+                .map(|(p, child)| (p.clone(), child.digest.clone()))
+                .collect(),
+        },
+        console,
+        &mut phase_ms,
+    )
+    .await?;
     let phase = Instant::now();
     push::put_tags(&registry, &decisions, &index, &children, console).await?;
     phase_ms.insert("index", elapsed_ms(phase));
@@ -393,5 +410,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console_url,
         phase_ms,
         repository_notes: Vec::new(),
+        gate,
     })
 }

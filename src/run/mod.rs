@@ -22,8 +22,8 @@ mod exit_code;
 mod merge;
 mod platform_only;
 mod push;
-mod runner_files;
 mod repository_settings;
+mod runner_files;
 mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
@@ -259,6 +259,22 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let skip_report = match &check {
         Some(check) => match skip::decide(check, &state, &plan) {
             (Some(images), report) => {
+                console.notice(&format!("build skipped: {}", report.reason));
+                // Issue 16: judged on today's findings of the images it reuses.
+                let children = plan.platforms.iter().zip(&images);
+                let gate = crate::gate::enforce(
+                    request,
+                    &ecr,
+                    crate::gate::Images {
+                        repository_uri: &repository_uri,
+                        children: children
+                            .map(|(p, image)| (p.platform.clone(), image.manifest.digest.clone()))
+                            .collect(),
+                    },
+                    console,
+                    &mut phase_ms,
+                )
+                .await?;
                 let reused = skip::Reuse {
                     request,
                     registry: &registry,
@@ -268,9 +284,11 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                     proxy_host: &credentials.proxy_host,
                     repository_notes,
                 };
-                return reused
+                let mut outcome = reused
                     .outcome(&images, report, console, phase_ms, started)
-                    .await;
+                    .await?;
+                outcome.gate = gate;
+                return Ok(outcome);
             }
             (None, report) => {
                 console.info(&format!("building: {}", report.reason));
@@ -323,6 +341,22 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         )?
     };
     let pushed = push::push_images(&registry, &prepared, console).await?;
+    // Issue 16: every child is in by digest; the gate judges them before any tag moves.
+    let gate = crate::gate::enforce(
+        request,
+        &ecr,
+        crate::gate::Images {
+            repository_uri: &repository_uri,
+            children: children
+                .iter()
+                .zip(&plan.platforms)
+                .map(|(child, p)| (p.platform.clone(), child.digest.clone()))
+                .collect(),
+        },
+        console,
+        &mut phase_ms,
+    )
+    .await?;
     if !request.platform_only {
         let phase = Instant::now();
         push::put_tags(&registry, &decisions, &index, &children, console).await?;
@@ -391,5 +425,6 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         skip: skip_report,
         phase_ms,
         repository_notes,
+        gate,
     })
 }

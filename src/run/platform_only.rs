@@ -67,5 +67,6 @@ pub fn finish(
         console_url: None,
         phase_ms,
         repository_notes: Vec::new(),
+        gate: None,
     })
 }

@@ -288,7 +288,6 @@ impl Reuse<'_> {
         started: Instant,
     ) -> anyhow::Result<Outcome> {
         let plan = self.plan;
-        console.notice(&format!("build skipped: {}", report.reason));
         let document = self
             .state
             .existing
@@ -363,6 +362,7 @@ impl Reuse<'_> {
             skip: Some(report),
             phase_ms,
             repository_notes: self.repository_notes.clone(),
+            gate: None,
         })
     }
 }

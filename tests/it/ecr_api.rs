@@ -84,6 +84,7 @@ impl Override {
     }
 
     /// Then: this status and JSON body.
+    #[allow(clippy::needless_pass_by_value)] // by value, as `answer` takes it
     pub fn answer_status(mut self, status: u16, body: Value) -> Override {
         let mut answer = serde_json::Map::new();
         answer.insert("status".to_owned(), json!(status));

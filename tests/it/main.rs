@@ -21,6 +21,7 @@ mod emulation;
 mod engines;
 mod export;
 mod fidelity;
+mod gate;
 mod inputs;
 mod merge;
 mod push;
