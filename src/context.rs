@@ -132,8 +132,10 @@ impl IgnoreRules {
     }
 }
 
-/// Lexically cleans a pattern like Go's `filepath.Clean`, relative to the context root.
-fn clean(pattern: &str) -> String {
+/// Lexically cleans a pattern like Go's `filepath.Clean`, relative to the context root: no
+/// `.`, no empty parts, `..` folded, no leading `/`. The session's file sync cleans the
+/// frontend's include patterns the same way.
+pub(crate) fn clean(pattern: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in pattern.split('/') {
         match part {

@@ -22,7 +22,7 @@ use bollard_buildkit_proto::fsutil::types::{Packet, Stat};
 use globset::{GlobBuilder, GlobMatcher};
 use tokio::sync::mpsc;
 
-use crate::context::IgnoreRules;
+use crate::context::{clean, IgnoreRules};
 
 /// Size of the `DATA` packets a file is sent in (fsutil uses 32 KiB; fewer, larger messages
 /// cost less framing and stay far below gRPC's 4 MiB message limit).
@@ -61,22 +61,6 @@ pub struct Sent {
     pub files: AtomicU64,
     /// Entries described (`STAT` packets).
     pub entries: AtomicU64,
-}
-
-/// Go's `filepath.Clean` of a relative pattern: no `.`, no empty parts, `..` folded, no
-/// leading `/` (patterns are relative to the folder).
-fn clean(pattern: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in pattern.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
 }
 
 /// One include pattern, whole and split per path component (to tell whether a folder may

@@ -119,12 +119,35 @@ fn classify(block: &Block) -> Yaml {
     }
 }
 
-/// Every `yaml` block of every page.
+/// Whether a `yaml` block shows a data file rather than a workflow: its first line is a
+/// comment naming the file, outside `.github/workflows/` (e.g. `# .github/vulnerability-ignore.yml`).
+/// Such a block must parse; nothing more is asked of it.
+fn is_data_file(block: &Block) -> bool {
+    let name = block
+        .text
+        .lines()
+        .next()
+        .and_then(|first| first.strip_prefix("# "))
+        .and_then(|comment| comment.split_whitespace().next())
+        .unwrap_or_default();
+    let data = Path::new(name)
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("yml") || ext.eq_ignore_ascii_case("yaml"))
+        && !name.starts_with(".github/workflows/");
+    if data {
+        let _: Value = serde_norway::from_str(&block.text)
+            .unwrap_or_else(|e| panic!("{}: the yaml block does not parse: {e}", block.place));
+    }
+    data
+}
+
+/// Every `yaml` block of every page that shows a workflow or its steps.
 fn yaml_blocks() -> Vec<(Block, Yaml)> {
     documents()
         .iter()
         .flat_map(|page| parse_page(page).0)
         .filter(|block| block.language == "yaml" || block.language == "yml")
+        .filter(|block| !is_data_file(block))
         .map(|block| {
             let yaml = classify(&block);
             (block, yaml)
