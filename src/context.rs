@@ -580,3 +580,131 @@ mod tests {
         assert_eq!(names, vec!["Dockerfile", "big.bin"]);
     }
 }
+
+/// Property tests (issue 14): the `.dockerignore` matcher over generated patterns and paths.
+/// Each property is a rule of moby's patternmatcher that holds whatever the names: a pattern
+/// leaves out the path it names and everything below it, `!` puts back what it names, `*` and
+/// `?` stay within one path part, `**` spans any number of parts, a pattern means the same
+/// however it is spelled (`./`, `//`, a leading `/`, `x/..`), and no line ever panics.
+#[cfg(test)]
+mod ignore_proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A path part: letters, digits and the punctuation names carry (no glob characters).
+    fn part() -> impl Strategy<Value = String> {
+        "[a-z0-9][a-z0-9._-]{0,6}".prop_filter("not . or ..", |p| p != "." && p != "..")
+    }
+
+    /// A relative path of one to four parts.
+    fn path() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(part(), 1..5)
+    }
+
+    fn rules(text: &str) -> IgnoreRules {
+        IgnoreRules::parse(text).expect("the generated patterns parse")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn no_line_panics(text in any::<String>(), probe in any::<String>()) {
+            if let Ok(rules) = IgnoreRules::parse(&text) {
+                let _ = rules.is_ignored(&probe);
+            }
+        }
+
+        #[test]
+        fn a_pattern_leaves_out_what_it_names_and_all_below(
+            named in path(), below in path(), other in part()
+        ) {
+            let named = named.join("/");
+            let rules = rules(&named);
+            prop_assert!(rules.is_ignored(&named));
+            let below_path = format!("{named}/{}", below.join("/"));
+            prop_assert!(rules.is_ignored(&below_path));
+            // A sibling whose name only starts like it is not left out.
+            let sibling = format!("{named}{other}");
+            prop_assert!(!rules.is_ignored(&sibling));
+        }
+
+        #[test]
+        fn a_negation_puts_back_what_it_names(named in path(), other in part()) {
+            let named = named.join("/");
+            let rules = rules(&format!("*\n!{named}"));
+            // `*` leaves out every top-level name, hence all below; `!` puts the one back.
+            prop_assert!(!rules.is_ignored(&named));
+            let first = named.split('/').next().unwrap_or_default();
+            if other != first {
+                prop_assert!(rules.is_ignored(&other));
+            }
+            // The last rule that matches decides.
+            let again = rules_again(&named);
+            prop_assert!(again.is_ignored(&named));
+        }
+
+        #[test]
+        fn star_and_question_mark_stay_within_one_part(
+            parent in part(), name in part(), deeper in part()
+        ) {
+            let star = rules(&format!("{parent}/*"));
+            let probe_1 = format!("{parent}/{name}");
+            prop_assert!(star.is_ignored(&probe_1));
+            let probe_2 = format!("x{parent}/{name}");
+            prop_assert!(!star.is_ignored(&probe_2));
+            // One `?` per character of the name matches it, and nothing longer or shorter.
+            let marks = "?".repeat(name.chars().count());
+            let question = rules(&format!("{parent}/{marks}"));
+            let probe_3 = format!("{parent}/{name}");
+            prop_assert!(question.is_ignored(&probe_3));
+            let probe_4 = format!("{parent}/{name}{deeper}");
+            prop_assert!(!question.is_ignored(&probe_4));
+            // `*` does not reach past a `/` on its own: `*.z` at the top is not `a/b.z`.
+            let top = rules("*.z");
+            let probe_5 = format!("{parent}/{name}.z");
+            prop_assert!(!top.is_ignored(&probe_5));
+        }
+
+        #[test]
+        fn double_star_spans_any_number_of_parts(
+            middle in proptest::collection::vec(part(), 0..4), name in part()
+        ) {
+            let rules = rules(&format!("**/{name}"));
+            let mut parts = middle.clone();
+            parts.push(name.clone());
+            prop_assert!(rules.is_ignored(&parts.join("/")));
+        }
+
+        #[test]
+        fn a_pattern_means_the_same_however_it_is_spelled(
+            named in path(), probe in path(), detour in part()
+        ) {
+            let plain = named.join("/");
+            let spelled = [
+                format!("/{plain}"),
+                format!("./{plain}"),
+                named.join("//"),
+                format!("{detour}/../{plain}"),
+                format!("{plain}/"),
+            ];
+            let probe = probe.join("/");
+            let expected = rules(&plain);
+            for spelling in spelled {
+                let same = rules(&spelling);
+                for candidate in [&plain, &probe] {
+                    prop_assert_eq!(
+                        same.is_ignored(candidate),
+                        expected.is_ignored(candidate),
+                        "`{}` and `{}` differ on `{}`", spelling, plain, candidate
+                    );
+                }
+            }
+        }
+    }
+
+    /// `named` left out, put back, and left out again.
+    fn rules_again(named: &str) -> IgnoreRules {
+        rules(&format!("{named}\n!{named}\n{named}"))
+    }
+}
