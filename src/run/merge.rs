@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures_util::future::try_join_all;
 
-use super::{ecr_console_url, elapsed_ms, push};
-use crate::ecr::Ecr;
+use super::finish;
+use super::push;
+use super::session::Session;
 use crate::github::Console;
 use crate::handoff::{self, PlatformImage};
 use crate::image_export::ManifestDocument;
 use crate::inputs::{names, InputError, MergeSource, Request};
-use crate::plan::Plan;
 use crate::platform::Platform;
 use crate::registry::{self, ExistingImage, Index, IndexChild, Registry, RetryLog};
-use crate::report::{Outcome, PlatformResult, RunKind, TagResult};
+use crate::report::{Outcome, PlatformResult, RunKind};
 
 /// One image the `merge` input names.
 struct Claim {
@@ -203,16 +203,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     // The results are read first: a wrong folder fails before any call to AWS.
     let claims = claims(request)?;
 
-    let ecr = Ecr::connect(request).await;
-    let credentials = ecr
-        .registry_credentials()
-        .await
-        .context("getting registry credentials from ECR")?;
-    // Before anything else reaches the log.
-    console.mask(credentials.password.expose());
-    if let Some(token) = &request.github_token {
-        console.mask(token.expose());
-    }
+    let mut session = Session::open(request, console, started).await?;
     if !request.unused_by_merge.is_empty() {
         let unused: Vec<String> = request
             .unused_by_merge
@@ -224,16 +215,13 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             unused.join(", ")
         ));
     }
-    let registry_host = request
-        .registry
-        .clone()
-        .unwrap_or_else(|| credentials.proxy_host.clone());
+    let registry_host = &session.registry_host;
     let mut warned: Vec<&str> = Vec::new();
     for claim in &claims {
         let Some(result) = &claim.result else {
             continue;
         };
-        if result.registry != registry_host {
+        if &result.registry != registry_host {
             return Err(merge_error(format!(
                 "`{}` is a result for registry `{}`, and this run pushes to `{registry_host}`: merge in the account and region the images were pushed to (`aws-region`, `registry-id`, `registry`)",
                 claim.source, result.registry
@@ -250,21 +238,10 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         }
     }
 
-    // `latest=auto` asks the repository which releases it has.
-    let repository_tags = if Plan::needs_repository_tags(request) {
-        ecr.repository_tags(&request.repository)
-            .await
-            .context("reading the repository's tags for `latest=auto`")?
-    } else {
-        Vec::new()
-    };
-    let plan = Plan::new(request, &repository_tags)?;
-    for notice in &plan.notices {
-        console.notice(notice);
-    }
-    let mut phase_ms = BTreeMap::new();
+    let plan = session.plan().await?;
     let phase = Instant::now();
-    let Some(repository) = ecr
+    let Some(repository) = session
+        .ecr
         .existing_repository(&plan.repository)
         .await
         .with_context(|| format!("reading repository `{}`", plan.repository))?
@@ -274,19 +251,14 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             plan.repository, request.aws_region
         )));
     };
-    phase_ms.insert("ensure_repository", elapsed_ms(phase));
-    let repository_uri = format!("{registry_host}/{}", plan.repository);
+    session.timed("ensure_repository", phase);
+    let repository_uri = session.repository_uri(&plan);
     console.info(&format!(
         "merging {} images into `{repository_uri}`",
         claims.len()
     ));
 
-    let registry = Registry::new(
-        &registry_host,
-        &plan.repository,
-        &credentials.username,
-        credentials.password.expose(),
-    )?;
+    let registry = session.registry(&plan)?;
     let log = RetryLog::new(console, "registry");
     let phase = Instant::now();
     let images = try_join_all(claims.iter().map(|claim| {
@@ -313,7 +285,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         }
     }))
     .await?;
-    phase_ms.insert("read_images", elapsed_ms(phase));
+    session.timed("read_images", phase);
     let matched = match_platforms(&request.platforms, &claims, images)?;
 
     let index = Index::new(
@@ -341,27 +313,18 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .zip(digests)
         .collect();
     let decisions = push::decide_tags(&plan, &held, &index, &children, &repository.mutability)?;
-    // Issue 16: the merge run holds the gate; it judges every child before any tag moves.
-    let gate = crate::gate::enforce(
-        request,
-        &ecr,
-        crate::gate::Images {
-            repository_uri: &repository_uri,
-            children: request
-                .platforms
-                .iter()
-                .zip(&children)
-                .map(|(p, child)| (p.clone(), child.digest.clone()))
-                .collect(),
-        },
-        console,
-        &mut phase_ms,
+    // The merge run holds the gate: the `platform-only` runs leave it to this one.
+    let gate = finish::gate(
+        &mut session,
+        &repository_uri,
+        request
+            .platforms
+            .iter()
+            .zip(&children)
+            .map(|(p, child)| (p.clone(), child.digest.clone())),
     )
     .await?;
-    let phase = Instant::now();
-    push::put_tags(&registry, &decisions, &index, &children, console).await?;
-    phase_ms.insert("index", elapsed_ms(phase));
-    phase_ms.insert("total", elapsed_ms(started));
+    finish::put_tags(&mut session, &registry, &decisions, &index, &children).await?;
 
     let platforms = request
         .platforms
@@ -369,47 +332,31 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .zip(matched)
         .zip(decisions.arch)
         .map(|((platform, (claim, image)), arch)| {
-            let from_file = claim.result.as_ref().map(|r| &r.image);
-            PlatformResult {
-                platform: platform.clone(),
-                image_id: from_file
-                    .map_or_else(|| image.config.digest.clone(), |f| f.image_id.clone()),
-                image_size: from_file.map(|f| f.image_size),
-                manifest_digest: image.manifest.digest.clone(),
-                content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
-                layers_uploaded: 0,
-                layers_reused: image.layers.len(),
-                bytes_uploaded: 0,
-                arch_tag: arch.map(|u| (u.tag, u.action)),
-                build_ms: from_file.map_or(0, |f| f.build_ms),
-                push_ms: from_file.map_or(0, |f| f.push_ms),
-                engine: from_file.and_then(|f| f.engine.clone()),
-                source: Some(claim.source.clone()),
+            let reused = finish::reused(platform.clone(), &image, arch, claim.source.clone());
+            match claim.result.as_ref().map(|r| &r.image) {
+                // What the `platform-only` run recorded of its build.
+                Some(file) => PlatformResult {
+                    image_id: file.image_id.clone(),
+                    image_size: Some(file.image_size),
+                    build_ms: file.build_ms,
+                    push_ms: file.push_ms,
+                    engine: file.engine.clone(),
+                    ..reused
+                },
+                None => reused,
             }
         })
         .collect();
-    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
-    Ok(Outcome {
+    Ok(finish::Indexed {
         kind: RunKind::Merge,
-        skip: None,
-        tags: decisions
-            .index
-            .into_iter()
-            .map(|u| TagResult {
-                reference: format!("{repository_uri}:{}", u.tag),
-                source: u.source,
-                action: u.action,
-            })
-            .collect(),
-        registry: registry_host,
         repository_uri,
         repository_created: false,
-        digest: index.document.digest,
-        media_type: index.document.media_type,
+        index,
+        tags: decisions.index,
         platforms,
-        console_url,
-        phase_ms,
+        skip: None,
         repository_notes: Vec::new(),
         gate,
-    })
+    }
+    .outcome(session))
 }

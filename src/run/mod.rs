@@ -8,22 +8,23 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use crate::context::BuildContext;
-use crate::ecr::Ecr;
-use crate::engine::{BuildSettings, Engines, RegistryLogin};
+use crate::engine::{BuildSettings, Engines};
 use crate::github::{self, Console};
 use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Args, InputError, Request};
-use crate::plan::Plan;
-use crate::registry::{Index, IndexChild, Registry, RetryLog};
-use crate::report::{Outcome, PlatformResult, RunKind, TagResult};
+use crate::registry::{Index, IndexChild, RetryLog};
+use crate::report::{Outcome, PlatformResult, RunKind};
+use session::{elapsed_ms, Session};
 
 mod build;
 mod exit_code;
+mod finish;
 mod merge;
 mod platform_only;
 mod push;
 mod repository_settings;
 mod runner_files;
+mod session;
 mod skip;
 
 pub use exit_code::{EXIT_OK, EXIT_SYSTEM, EXIT_USER};
@@ -96,27 +97,6 @@ fn publish(request: &Request, console: &Console, outcome: &Outcome) -> anyhow::R
     Ok(())
 }
 
-/// The image's page in the ECR console; the account is the registry's (`registry-id`, or
-/// the one in the token's endpoint).
-fn ecr_console_url(request: &Request, proxy_host: &str, digest: &str) -> Option<String> {
-    let account = request.registry_id.clone().or_else(|| {
-        proxy_host
-            .split('.')
-            .next()
-            .filter(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
-            .map(str::to_owned)
-    })?;
-    let region = &request.aws_region;
-    Some(format!(
-        "https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{}/_/image/{digest}/details?region={region}",
-        request.repository
-    ))
-}
-
-fn elapsed_ms(start: Instant) -> u128 {
-    start.elapsed().as_millis()
-}
-
 /// The run itself: every side effect happens here, in order, after the request was validated.
 pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
     if request.is_merge() {
@@ -134,29 +114,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             message: crate::error_chain(&e),
         })?;
 
-    let ecr = Ecr::connect(request).await;
-    let credentials = ecr
-        .registry_credentials()
-        .await
-        .context("getting registry credentials from ECR")?;
-    // Before anything else reaches the log.
-    console.mask(credentials.password.expose());
-    if let Some(token) = &request.github_token {
-        console.mask(token.expose());
-    }
-
-    // `latest=auto` asks the repository which releases it has; still nothing is created.
-    let repository_tags = if Plan::needs_repository_tags(request) {
-        ecr.repository_tags(&request.repository)
-            .await
-            .context("reading the repository's tags for `latest=auto`")?
-    } else {
-        Vec::new()
-    };
-    let plan = Plan::new(request, &repository_tags)?;
-    for notice in &plan.notices {
-        console.notice(notice);
-    }
+    let mut session = Session::open(request, console, started).await?;
+    let plan = session.plan().await?;
 
     // Reach the Engine before creating anything, so that a missing daemon, or one that
     // cannot run these builds, leaves no trace.
@@ -165,19 +124,15 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         console.info(&line);
     }
 
-    let registry_host = request
-        .registry
-        .clone()
-        .unwrap_or_else(|| credentials.proxy_host.clone());
-    let repository_uri = format!("{registry_host}/{}", plan.repository);
-    let mut phase_ms = BTreeMap::new();
+    let repository_uri = session.repository_uri(&plan);
 
     let phase = Instant::now();
-    let repository = ecr
+    let repository = session
+        .ecr
         .ensure_repository(request)
         .await
         .with_context(|| format!("ensuring repository `{}`", plan.repository))?;
-    phase_ms.insert("ensure_repository", elapsed_ms(phase));
+    session.timed("ensure_repository", phase);
     console.info(&format!(
         "repository `{}` {} in {}; pushing to `{repository_uri}`",
         plan.repository,
@@ -195,7 +150,9 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let archived = if repository.created || repository.settings.create_on_push {
         None
     } else {
-        ecr.archived_image(&plan.repository, &plan.index_tags[0].tag)
+        session
+            .ecr
+            .archived_image(&plan.repository, &plan.index_tags[0].tag)
             .await
     };
     if let Some(image) = &archived {
@@ -206,17 +163,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         ));
     }
 
-    let registry = Registry::new(
-        &registry_host,
-        &plan.repository,
-        &credentials.username,
-        credentials.password.expose(),
-    )?;
-    let login = RegistryLogin {
-        host: registry_host.clone(),
-        username: credentials.username.clone(),
-        password: credentials.password.clone(),
-    };
+    let registry = session.registry(&plan)?;
+    let login = session.login();
     // What the repository holds decides the cache each build imports, and whether to build at
     // all (`skip-unchanged`): read it, and make this run's build digest, before building. When
     // every run builds, QEMU is checked (and set up) meanwhile.
@@ -249,46 +197,25 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
                 .await
         },
     )?;
-    phase_ms.extend(emulation_ms);
+    session.phase_ms.extend(emulation_ms);
     let (state, read_ms) = state;
-    phase_ms.insert("read_repository", read_ms);
+    session.phase_ms.insert("read_repository", read_ms);
     let check = check.map(|(check, ms)| {
-        phase_ms.insert("build_digest", ms);
+        session.phase_ms.insert("build_digest", ms);
         check
     });
     let skip_report = match &check {
         Some(check) => match skip::decide(check, &state, &plan) {
             (Some(images), report) => {
                 console.notice(&format!("build skipped: {}", report.reason));
-                // Issue 16: judged on today's findings of the images it reuses.
-                let children = plan.platforms.iter().zip(&images);
-                let gate = crate::gate::enforce(
-                    request,
-                    &ecr,
-                    crate::gate::Images {
-                        repository_uri: &repository_uri,
-                        children: children
-                            .map(|(p, image)| (p.platform.clone(), image.manifest.digest.clone()))
-                            .collect(),
-                    },
-                    console,
-                    &mut phase_ms,
-                )
-                .await?;
                 let reused = skip::Reuse {
-                    request,
                     registry: &registry,
                     plan: &plan,
                     state: &state,
                     repository: &repository,
-                    proxy_host: &credentials.proxy_host,
                     repository_notes,
                 };
-                let mut outcome = reused
-                    .outcome(&images, report, console, phase_ms, started)
-                    .await?;
-                outcome.gate = gate;
-                return Ok(outcome);
+                return reused.outcome(session, &images, report).await;
             }
             (None, report) => {
                 console.info(&format!("building: {}", report.reason));
@@ -299,7 +226,8 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     };
 
     if request.skip_unchanged {
-        crate::emulation::register_emulators(request, &engines, console, &mut phase_ms).await?;
+        crate::emulation::register_emulators(request, &engines, console, &mut session.phase_ms)
+            .await?;
     }
     let settings = BuildSettings::new(request, &plan.labels)
         .with_cache_from(build::cache_sources(
@@ -341,28 +269,18 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         )?
     };
     let pushed = push::push_images(&registry, &prepared, console).await?;
-    // Issue 16: every child is in by digest; the gate judges them before any tag moves.
-    let gate = crate::gate::enforce(
-        request,
-        &ecr,
-        crate::gate::Images {
-            repository_uri: &repository_uri,
-            children: children
-                .iter()
-                .zip(&plan.platforms)
-                .map(|(child, p)| (p.platform.clone(), child.digest.clone()))
-                .collect(),
-        },
-        console,
-        &mut phase_ms,
+    let gate = finish::gate(
+        &mut session,
+        &repository_uri,
+        children
+            .iter()
+            .zip(&plan.platforms)
+            .map(|(child, p)| (p.platform.clone(), child.digest.clone())),
     )
     .await?;
     if !request.platform_only {
-        let phase = Instant::now();
-        push::put_tags(&registry, &decisions, &index, &children, console).await?;
-        phase_ms.insert("index", elapsed_ms(phase));
+        finish::put_tags(&mut session, &registry, &decisions, &index, &children).await?;
     }
-    phase_ms.insert("total", elapsed_ms(started));
 
     let platforms = built
         .iter()
@@ -394,37 +312,23 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         .collect();
     if request.platform_only {
         return platform_only::finish(
-            request,
-            registry_host,
+            session,
             repository_uri,
             repository.created,
             &index,
             platforms,
-            phase_ms,
         );
     }
-    let console_url = ecr_console_url(request, &credentials.proxy_host, &index.document.digest);
-    Ok(Outcome {
+    Ok(finish::Indexed {
         kind: RunKind::Build,
-        tags: decisions
-            .index
-            .into_iter()
-            .map(|u| TagResult {
-                reference: format!("{repository_uri}:{}", u.tag),
-                source: u.source,
-                action: u.action,
-            })
-            .collect(),
-        registry: registry_host,
         repository_uri,
         repository_created: repository.created,
-        digest: index.document.digest,
-        media_type: index.document.media_type,
+        index,
+        tags: decisions.index,
         platforms,
-        console_url,
         skip: skip_report,
-        phase_ms,
         repository_notes,
         gate,
-    })
+    }
+    .outcome(session))
 }

@@ -2,26 +2,25 @@
 //! digest and no tag moved; it writes the result file a merge run reads ([`crate::handoff`])
 //! and reports the images, with no index.
 
-use std::collections::BTreeMap;
-
 use anyhow::Context as _;
 
+use super::session::Session;
+
 use crate::handoff::{self, Digest, PlatformImage, PlatformResults, FORMAT_VERSION};
-use crate::inputs::Request;
 use crate::registry::Index;
 use crate::report::{Outcome, PlatformResult, RunKind};
 
 /// Writes the result file for the pushed `platforms` (the `index` that was not pushed names
 /// each image's digest, media type and size, in the same order) and makes the outcome.
 pub fn finish(
-    request: &Request,
-    registry: String,
+    session: Session<'_>,
     repository_uri: String,
     repository_created: bool,
     index: &Index,
     platforms: Vec<PlatformResult>,
-    phase_ms: BTreeMap<&'static str, u128>,
 ) -> anyhow::Result<Outcome> {
+    let request = session.request;
+    let registry = session.registry_host.clone();
     let results = PlatformResults {
         version: FORMAT_VERSION,
         registry: registry.clone(),
@@ -65,7 +64,7 @@ pub fn finish(
         tags: Vec::new(),
         platforms,
         console_url: None,
-        phase_ms,
+        phase_ms: session.timings(),
         repository_notes: Vec::new(),
         gate: None,
     })

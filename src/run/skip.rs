@@ -4,13 +4,13 @@
 //! the same tag rules as a built image.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 
 use anyhow::Context as _;
 use futures_util::future::join_all;
 
-use super::elapsed_ms;
+use super::finish;
 use super::push::{self, RepositoryState};
+use super::session::Session;
 use crate::build_digest::{self, BuildInputs};
 use crate::context::BuildContext;
 use crate::dockerfile::{Dockerfile, ImageUse};
@@ -21,7 +21,7 @@ use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Request};
 use crate::plan::Plan;
 use crate::registry::{ExistingImage, Index, IndexChild, Registry};
-use crate::report::{Outcome, PlatformResult, RunKind, SkipReport, TagResult};
+use crate::report::{Outcome, RunKind, SkipReport};
 
 /// This run's build digest and what went into it.
 #[derive(Debug, Clone)]
@@ -260,8 +260,6 @@ pub fn decide<'a>(
 
 /// What a skipped run works with.
 pub struct Reuse<'a> {
-    /// The run's request.
-    pub request: &'a Request,
     /// The repository's registry.
     pub registry: &'a Registry,
     /// The run's plan.
@@ -270,24 +268,31 @@ pub struct Reuse<'a> {
     pub state: &'a RepositoryState,
     /// The repository as ECR describes it.
     pub repository: &'a Repository,
-    /// The registry host of ECR's token, for the console link.
-    pub proxy_host: &'a str,
     /// The repository's settings and archive lines for the summary (issue 18).
     pub repository_notes: Vec<String>,
 }
 
 impl Reuse<'_> {
     /// Puts the index the first tag holds under the other tags (by the tag rules, nothing else
-    /// uploaded) and reports each platform image as the repository holds it.
+    /// uploaded, once the gate judged today's findings of the images it reuses) and reports
+    /// each platform image as the repository holds it.
     pub async fn outcome(
-        &self,
+        self,
+        mut session: Session<'_>,
         images: &[&ExistingImage],
         report: SkipReport,
-        console: &Console,
-        mut phase_ms: BTreeMap<&'static str, u128>,
-        started: Instant,
     ) -> anyhow::Result<Outcome> {
         let plan = self.plan;
+        let repository_uri = self.registry.repository_uri();
+        let gate = finish::gate(
+            &mut session,
+            &repository_uri,
+            plan.platforms
+                .iter()
+                .zip(images)
+                .map(|(p, image)| (p.platform.clone(), image.manifest.digest.clone())),
+        )
+        .await?;
         let document = self
             .state
             .existing
@@ -311,58 +316,28 @@ impl Reuse<'_> {
             &children,
             &self.repository.mutability,
         )?;
-        let phase = Instant::now();
-        push::put_tags(self.registry, &decisions, &index, &children, console).await?;
-        phase_ms.insert("index", elapsed_ms(phase));
-        phase_ms.insert("total", elapsed_ms(started));
+        finish::put_tags(&mut session, self.registry, &decisions, &index, &children).await?;
+        let source = format!("already under `{}`", plan.index_tags[0].tag);
         let platforms = plan
             .platforms
             .iter()
             .zip(images)
             .zip(decisions.arch)
-            .map(|((p, image), arch)| PlatformResult {
-                platform: p.platform.clone(),
-                image_id: image.config.digest.clone(),
-                image_size: None,
-                manifest_digest: image.manifest.digest.clone(),
-                content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
-                layers_uploaded: 0,
-                layers_reused: image.layers.len(),
-                bytes_uploaded: 0,
-                arch_tag: arch.map(|u| (u.tag, u.action)),
-                build_ms: 0,
-                push_ms: 0,
-                engine: None,
-                source: Some(format!("already under `{}`", plan.index_tags[0].tag)),
+            .map(|((p, image), arch)| {
+                finish::reused(p.platform.clone(), image, arch, source.clone())
             })
             .collect();
-        let repository_uri = self.registry.repository_uri();
-        Ok(Outcome {
+        Ok(finish::Indexed {
             kind: RunKind::Build,
-            tags: decisions
-                .index
-                .into_iter()
-                .map(|u| TagResult {
-                    reference: format!("{repository_uri}:{}", u.tag),
-                    source: u.source,
-                    action: u.action,
-                })
-                .collect(),
-            registry: self.registry.host().to_owned(),
-            console_url: super::ecr_console_url(
-                self.request,
-                self.proxy_host,
-                &index.document.digest,
-            ),
             repository_uri,
             repository_created: self.repository.created,
-            digest: index.document.digest,
-            media_type: index.document.media_type,
+            index,
+            tags: decisions.index,
             platforms,
             skip: Some(report),
-            phase_ms,
-            repository_notes: self.repository_notes.clone(),
-            gate: None,
-        })
+            repository_notes: self.repository_notes,
+            gate,
+        }
+        .outcome(session))
     }
 }
