@@ -134,9 +134,9 @@ mod tests {
         })
         .expect("valid: a merge needs no build context");
         assert!(request.is_merge());
-        assert_eq!(request.merge.len(), 2);
+        assert_eq!(request.merge_sources().len(), 2);
         assert_eq!(
-            request.merge[0],
+            request.merge_sources()[0],
             MergeSource::Image {
                 reference: digest.clone(),
                 digest

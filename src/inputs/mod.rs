@@ -134,12 +134,10 @@ pub struct Request {
     pub binfmt_image: String,
     /// The Docker Engine's address (`DOCKER_HOST`); `None`: the default socket.
     pub docker_host: Option<String>,
-    /// `platform-only`: push the platform images by digest, put no tag, write a result file.
-    pub platform_only: bool,
+    /// What the run does: build, build one part (`platform-only`), or join parts (`merge`).
+    pub mode: Mode,
     /// Where a platform-only run writes its result file.
     pub results_folder: PathBuf,
-    /// `merge`: what a merge run joins; empty for a run that builds.
-    pub merge: Vec<MergeSource>,
     /// Inputs given to a merge run that it does not use, as it builds nothing.
     pub unused_by_merge: Vec<&'static str>,
     /// `engines`: the Docker Engine of some platforms; the others build on `docker_host`.
@@ -155,11 +153,38 @@ pub struct Request {
     pub vulnerability_gate: Option<crate::gate::Policy>,
 }
 
+/// What a run does, decided once from `platform-only` and `merge` (issue 10), which exclude
+/// each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Build every platform, push the images and their index, put the tags.
+    Build,
+    /// `platform-only`: push the platform images by digest, put no tag, write a result file.
+    PlatformOnly,
+    /// `merge`: join what these name into one index and tag it; build nothing. Never empty.
+    Merge(Vec<MergeSource>),
+}
+
 impl Request {
     /// Whether this run joins `platform-only` results instead of building.
     #[must_use]
     pub fn is_merge(&self) -> bool {
-        !self.merge.is_empty()
+        matches!(self.mode, Mode::Merge(_))
+    }
+
+    /// Whether this run builds one part of a split build and puts no tag.
+    #[must_use]
+    pub fn is_platform_only(&self) -> bool {
+        self.mode == Mode::PlatformOnly
+    }
+
+    /// What a merge run joins; empty for a run that builds.
+    #[must_use]
+    pub fn merge_sources(&self) -> &[MergeSource] {
+        match &self.mode {
+            Mode::Merge(sources) => sources,
+            Mode::Build | Mode::PlatformOnly => &[],
+        }
     }
 }
 
@@ -377,9 +402,14 @@ impl TryFrom<Args> for Request {
                 .unwrap_or(DEFAULT_BINFMT_IMAGE)
                 .to_owned(),
             docker_host: given(args.env_docker_host.as_ref()).map(str::to_owned),
-            platform_only,
+            mode: if platform_only {
+                Mode::PlatformOnly
+            } else if merge.is_empty() {
+                Mode::Build
+            } else {
+                Mode::Merge(merge)
+            },
             results_folder,
-            merge,
             unused_by_merge,
             engines,
             docker_tls,
@@ -552,7 +582,7 @@ mod tests {
             ..args()
         })
         .expect("valid: nothing is tagged");
-        assert!(request.platform_only);
+        assert_eq!(request.mode, Mode::PlatformOnly);
         assert_eq!(
             request.results_folder,
             PathBuf::from(crate::handoff::DEFAULT_FOLDER)

@@ -122,7 +122,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     if request.is_merge() {
         return merge::run(request, console).await;
     }
-    if request.platform_only {
+    if request.is_platform_only() {
         runner_files::check_results_folder(request)?;
     }
     let started = Instant::now();
@@ -326,7 +326,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let children: Vec<&ManifestDocument> =
         prepared.iter().map(|(image, _)| &image.manifest).collect();
     // A platform-only run puts no tag at all: the merge run decides them (issue 10).
-    let decisions = if request.platform_only {
+    let decisions = if request.is_platform_only() {
         push::TagDecisions {
             index: Vec::new(),
             arch: vec![None; children.len()],
@@ -357,7 +357,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         &mut phase_ms,
     )
     .await?;
-    if !request.platform_only {
+    if !request.is_platform_only() {
         let phase = Instant::now();
         push::put_tags(&registry, &decisions, &index, &children, console).await?;
         phase_ms.insert("index", elapsed_ms(phase));
@@ -392,7 +392,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             },
         )
         .collect();
-    if request.platform_only {
+    if request.is_platform_only() {
         return platform_only::finish(
             request,
             registry_host,
