@@ -7,6 +7,11 @@
 //! exist (and that `.dockerignore` keeps a TLS key in the context out of it), reading the
 //! runner's event payload for the time the source was made, and reading the Dockerfile's stage
 //! names when `target` is given.
+//!
+//! Each grammar has its own file: `args` (clap and the input names), `build`, `platforms`,
+//! `tags`, `repository`, `repository_settings`, `references` (`cache-from`), `merge`, `runner`
+//! (runner files and `results-folder`), `engines` (and TLS), `git` and `gate`. This file holds
+//! the `Request`, its `Mode`, and the `TryFrom` that assembles and cross-checks them.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
