@@ -135,13 +135,13 @@ impl Plan {
     /// Whether the plan needs the repository's existing tags (for `latest=auto`).
     #[must_use]
     pub fn needs_repository_tags(request: &Request) -> bool {
-        request.tag_evaluation.latest_auto.is_some() && !request.platform_only
+        request.tag_evaluation.latest_auto.is_some() && !request.is_platform_only()
     }
 
     /// Derives the plan from a validated request and, for `latest=auto`, the tags already in
     /// the repository. Fails when no tag at all is left to push.
     pub fn new(request: &Request, repository_tags: &[String]) -> Result<Plan, InputError> {
-        if request.platform_only {
+        if request.is_platform_only() {
             return Ok(Self::platform_only(request));
         }
         let evaluation = request.tag_evaluation.clone();
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn a_platform_only_plan_tags_nothing_and_looks_for_layers_under_the_first_tag() {
         let mut request = release_request("semver\nlatest=auto", "");
-        request.platform_only = true;
+        request.mode = crate::inputs::Mode::PlatformOnly;
         request.arch_tags = false;
         assert!(
             !Plan::needs_repository_tags(&request),

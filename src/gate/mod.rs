@@ -194,7 +194,7 @@ pub async fn enforce(
     let Some(policy) = &request.vulnerability_gate else {
         return Ok(None);
     };
-    if request.platform_only {
+    if request.is_platform_only() {
         console.notice(&format!(
             "`{}`: a `platform-only` run moves no tag; the `merge` run judges the images",
             names::VULNERABILITY_GATE

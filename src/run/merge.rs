@@ -57,7 +57,7 @@ fn merge_error(message: String) -> anyhow::Error {
 /// repository) and the references.
 fn claims(request: &Request) -> anyhow::Result<Vec<Claim>> {
     let mut claims = Vec::new();
-    for source in &request.merge {
+    for source in request.merge_sources() {
         match source {
             MergeSource::Image { reference, digest } => claims.push(Claim {
                 source: reference.clone(),

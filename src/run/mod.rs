@@ -102,7 +102,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     if request.is_merge() {
         return merge::run(request, console).await;
     }
-    if request.platform_only {
+    if request.is_platform_only() {
         runner_files::check_results_folder(request)?;
     }
     let started = Instant::now();
@@ -254,7 +254,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let children: Vec<&ManifestDocument> =
         prepared.iter().map(|(image, _)| &image.manifest).collect();
     // A platform-only run puts no tag at all: the merge run decides them (issue 10).
-    let decisions = if request.platform_only {
+    let decisions = if request.is_platform_only() {
         push::TagDecisions {
             index: Vec::new(),
             arch: vec![None; children.len()],
@@ -278,7 +278,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             .map(|(child, p)| (p.platform.clone(), child.digest.clone())),
     )
     .await?;
-    if !request.platform_only {
+    if !request.is_platform_only() {
         finish::put_tags(&mut session, &registry, &decisions, &index, &children).await?;
     }
 
@@ -310,7 +310,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             },
         )
         .collect();
-    if request.platform_only {
+    if request.is_platform_only() {
         return platform_only::finish(
             session,
             repository_uri,
