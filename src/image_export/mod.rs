@@ -1011,30 +1011,10 @@ mod tests {
         }
     }
 
-    /// An export tar from entries that are files (`Ok`) or symbolic links (`Err(target)`).
+    /// An export tar from entries that are files (`Ok`) or symbolic links (`Err(target)`,
+    /// a target without a leading `/`): the property tests' builder.
     fn export_with_links(entries: &[(String, Result<Vec<u8>, String>)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (name, entry) in entries {
-            let mut header = tar::Header::new_gnu();
-            header.set_mode(0o644);
-            match entry {
-                Ok(bytes) => {
-                    header.set_size(bytes.len() as u64);
-                    header.set_cksum();
-                    builder
-                        .append_data(&mut header, name, &bytes[..])
-                        .expect("append");
-                }
-                Err(target) => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_size(0);
-                    builder
-                        .append_link(&mut header, name, target)
-                        .expect("append link");
-                }
-            }
-        }
-        builder.into_inner().expect("tar")
+        super::proptests::tar_of(entries)
     }
 
     /// Docker 20.10 writes a layer the image lists twice once, and the second `layer.tar` as a

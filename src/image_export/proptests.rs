@@ -197,7 +197,9 @@ fn apply(mut entries: Entries, changes: &[Change]) -> Entries {
     entries
 }
 
-fn tar_of(entries: &Entries) -> Vec<u8> {
+/// An export tar: files (`Ok`), symbolic links (`Err(target)`) and hard links (`Err("/name")`,
+/// named from the archive's root).
+pub(super) fn tar_of(entries: &[(String, Result<Vec<u8>, String>)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (name, entry) in entries {
         let mut header = tar::Header::new_gnu();
