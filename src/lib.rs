@@ -5,14 +5,15 @@
 //! [`image_export`] -> [`registry`] -> [`gate`] -> [`report`], wired by [`run`]; [`github`]
 //! owns everything printed, and the rooms below it tell their progress through a
 //! [`progress::Progress`] sink. [`handoff`] carries a `platform-only` run's images to a
-//! `merge` run. Every error kind states its own [`exit_status`].
+//! `merge` run. [`oci`] holds the documents (digests, manifests, configs, indexes) shared by
+//! the export reader and the registry. Every error kind states its own [`exit_status`].
 //!
 //! The layers, lowest first; a module names only its own layer (without a circle) and the
 //! ones before it, and the `layering` test holds the code to this table:
 //!
 //! | layer | modules |
 //! |---|---|
-//! | values | [`exit_status`], [`error_chain`](mod@error_chain), [`secret`], [`byte_size`], [`input_names`], [`progress`], [`platform`], `oci`, [`tag_mutability`], [`tag_rules`], [`dockerfile`], [`context`], [`build_digest`] |
+//! | values | [`exit_status`], [`error_chain`](mod@error_chain), [`secret`], [`byte_size`], [`input_names`], [`progress`], [`platform`], [`oci`], [`tag_mutability`], [`tag_rules`], [`dockerfile`], [`context`], [`build_digest`] |
 //! | outside systems | [`github`], [`ecr`], [`engine`], [`emulation`], [`image_export`], [`registry`], [`handoff`] |
 //! | judges | [`gate`] |
 //! | request | [`inputs`], [`plan`] |
@@ -40,6 +41,7 @@ pub mod handoff;
 pub mod image_export;
 pub mod input_names;
 pub mod inputs;
+pub mod oci;
 pub mod plan;
 pub mod platform;
 pub mod progress;
