@@ -81,6 +81,9 @@ pub struct BuildSettings {
     cache_from: HashMap<Platform, Vec<String>>,
     /// Credentials for the registry pushed to, for pulls and cache imports from it.
     pub(super) registry_login: Option<RegistryLogin>,
+    /// Break the session's connection after this many bytes (a test knob, see
+    /// [`crate::inputs::Request::session_break_after`]).
+    pub(super) session_break_after: Option<u64>,
 }
 
 impl BuildSettings {
@@ -99,6 +102,7 @@ impl BuildSettings {
             inline_cache: request.repository_cache,
             cache_from: HashMap::new(),
             registry_login: None,
+            session_break_after: request.session_break_after,
         }
     }
 
@@ -322,6 +326,17 @@ impl Engine {
         .await;
 
         if let Err(error) = outcome {
+            // The session broke while the Engine read the context: whatever the Engine made
+            // of it, the transfer failed, not the Dockerfile.
+            if let Some(reason) = context_session.as_ref().and_then(|s| s.broken()) {
+                return Err(Error::ContextLost {
+                    address: self.address.clone(),
+                    platform: platform.clone(),
+                    context: context.root.clone(),
+                    reason,
+                    reported: crate::error_chain(&error),
+                });
+            }
             let message = match error {
                 // BuildKit's own verdict, in the stream: a step of the Dockerfile failed.
                 bollard::errors::Error::DockerStreamError { error } => error,

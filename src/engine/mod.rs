@@ -31,6 +31,7 @@ pub mod session;
 pub use build::{BuildSettings, BuiltImage, RegistryLogin, TEMPORARY_REPOSITORY};
 pub use compat::ImageStore;
 pub use engines::Engines;
+pub use filesync::{sent_digest, Selection};
 pub use resolve::ResolvedImage;
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
@@ -94,6 +95,21 @@ pub enum Error {
         /// The step's last log lines.
         last_lines: Vec<String>,
     },
+    /// The BuildKit session that carried the build context broke during a build: the
+    /// transfer failed, not the Dockerfile (issue 17).
+    #[error("sending the build context `{}` to the Docker Engine at `{address}` failed while building `{platform}`: the BuildKit session broke ({reason}); the Engine reported: {reported}", context.display())]
+    ContextLost {
+        /// `DOCKER_HOST`, or an address of `engines`.
+        address: String,
+        /// The platform being built.
+        platform: Platform,
+        /// The context folder.
+        context: std::path::PathBuf,
+        /// Why the session's connection ended.
+        reason: String,
+        /// What the Engine said of the build.
+        reported: String,
+    },
     /// Another Engine API call failed.
     #[error("{action} failed on the Docker Engine at `{address}`")]
     Api {
@@ -118,6 +134,7 @@ impl Error {
             Error::Connect { .. }
             | Error::Unsupported { .. }
             | Error::Lost { .. }
+            | Error::ContextLost { .. }
             | Error::Api { .. }
             | Error::UnexpectedAnswer(_) => crate::exit_status::ExitStatus::System,
         }
