@@ -326,9 +326,11 @@ impl Engine {
         .await;
 
         if let Err(error) = outcome {
-            // The session broke while the Engine read the context: whatever the Engine made
-            // of it, the transfer failed, not the Dockerfile.
-            if let Some(reason) = context_session.as_ref().and_then(|s| s.broken()) {
+            // The session broke while the Engine read the context, and the Engine, still
+            // answering, failed the build for it: the transfer failed, not the Dockerfile. (An
+            // Engine that is gone closes the session too: that is `Lost`, below.)
+            let broken = context_session.as_ref().and_then(|s| s.broken());
+            if let (Some(reason), false) = (broken, super::is_transport(&error)) {
                 return Err(Error::ContextLost {
                     address: self.address.clone(),
                     platform: platform.clone(),
