@@ -2,8 +2,9 @@
 //! run would build, so that a run whose digest the repository's image already records can
 //! reuse that image instead of building. Recorded as an annotation of the pushed index.
 //!
-//! What it covers: the build context as sent (after `.dockerignore`; content and permission
-//! bits, not times), the Dockerfile's path in it (its content is in the context), the build
+//! What it covers: the build context as the session sends it (the paths the Dockerfile reads,
+//! or the whole context when they cannot be told; after `.dockerignore`; contents and modes,
+//! not times), the Dockerfile's path and text, the build
 //! args, the target, the labels asked for, the platforms, the Engine's own platform (the value
 //! of `BUILDPLATFORM`), the network mode of `RUN` steps, whether the image carries inline
 //! cache, and every image the build pulls, resolved for its platform. Not covered: the labels
@@ -23,7 +24,7 @@ use crate::platform::Platform;
 pub const ANNOTATION: &str = "io.github.ecr-multiarch.build-digest";
 
 /// Bumped when what the digest covers changes, so that no old record matches a new meaning.
-const SCHEME: &str = "ecr-multiarch build digest 1";
+const SCHEME: &str = "ecr-multiarch build digest 2";
 
 /// The labels from the GitHub context that change with every commit or run: left out of the
 /// digest, unless the `labels` input sets them.
@@ -35,10 +36,12 @@ pub const CONTEXT_LABELS: &[&str] = &[
 /// Everything that decides the image.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildInputs<'a> {
-    /// [`crate::context::BuildContext::content_digest`].
+    /// [`crate::engine::sent_digest`] of the part of the context the build reads.
     pub context: &'a str,
     /// The Dockerfile's path inside the context.
     pub dockerfile: &'a str,
+    /// The Dockerfile's text (it need not be among what the build reads of the context).
+    pub dockerfile_text: &'a str,
     /// The `build-args` input.
     pub build_args: &'a BTreeMap<String, String>,
     /// The `target` input.
@@ -105,6 +108,7 @@ mod tests {
         BuildInputs {
             context: "sha256:c",
             dockerfile: "Dockerfile",
+            dockerfile_text: "FROM alpine:3\n",
             build_args,
             target: None,
             labels: BTreeMap::new(),
@@ -134,6 +138,10 @@ mod tests {
         });
         changed.push(BuildInputs {
             dockerfile: "other.Dockerfile",
+            ..inputs(&args)
+        });
+        changed.push(BuildInputs {
+            dockerfile_text: "FROM alpine:3\nRUN true\n",
             ..inputs(&args)
         });
         changed.push(BuildInputs {

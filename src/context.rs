@@ -247,45 +247,6 @@ impl BuildContext {
         self.entries.iter().map(|e| e.name.as_str())
     }
 
-    /// A digest of what the context sends, as BuildKit compares files for its cache: each
-    /// entry's path, kind, permission bits and content (a symlink's target), in order. Times
-    /// and owners are left out (every file is sent as root's, and BuildKit's file checksums
-    /// skip times too), so a fresh checkout of the same commit gives the same digest.
-    /// Reads every file: call it off the async threads.
-    pub fn content_digest(&self) -> Result<String, Error> {
-        use sha2::{Digest as _, Sha256};
-        use std::os::unix::fs::PermissionsExt as _;
-        let read_error = |path: &Path, source: io::Error| Error::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let mut hasher = Sha256::new();
-        for entry in &self.entries {
-            let metadata =
-                fs::symlink_metadata(&entry.source).map_err(|e| read_error(&entry.source, e))?;
-            let (kind, content) = if metadata.file_type().is_symlink() {
-                let target =
-                    fs::read_link(&entry.source).map_err(|e| read_error(&entry.source, e))?;
-                ("symlink", target.to_string_lossy().into_owned())
-            } else if metadata.is_dir() {
-                ("dir", String::new())
-            } else if metadata.is_file() {
-                let mut file_hasher = Sha256::new();
-                let mut file =
-                    fs::File::open(&entry.source).map_err(|e| read_error(&entry.source, e))?;
-                io::copy(&mut file, &mut file_hasher).map_err(|e| read_error(&entry.source, e))?;
-                ("file", format!("sha256:{:x}", file_hasher.finalize()))
-            } else {
-                // Not sent (see `write_tar`).
-                continue;
-            };
-            let mode = metadata.permissions().mode() & 0o7777;
-            // One line per entry, fields separated by NUL: no name can forge another entry.
-            hasher.update(format!("{}\0{kind}\0{mode:o}\0{content}\n", entry.name));
-        }
-        Ok(format!("sha256:{:x}", hasher.finalize()))
-    }
-
     /// Streams the context as a tar: a blocking task writes entries as it reads them into a
     /// small bounded channel, so memory stays at a few chunks whatever the context's size.
     /// A read error ends the stream with that error, which fails the build.
@@ -382,12 +343,32 @@ fn check_symlink(root: &Path, link: &Path, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// A device's major and minor numbers from its `st_rdev` (glibc's `major`/`minor`).
+pub(crate) fn device_numbers(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    (
+        u32::try_from(major).unwrap_or(0),
+        u32::try_from(minor).unwrap_or(0),
+    )
+}
+
+/// Writes the entries as the docker CLI's tar of a context (moby `pkg/archive`): a second name
+/// of a hard-linked file as a hard link to the first name written, FIFOs and devices as their
+/// own entries (with the device numbers), sockets left out (Go's tar has no entry for them).
 fn write_tar(entries: &[Entry], writer: ChannelWriter) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let mut builder = tar::Builder::new(writer);
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Complete);
+    // The first name written of each hard-linked file, by device and inode.
+    let mut linked: std::collections::HashMap<(u64, u64), &str> = std::collections::HashMap::new();
     for entry in entries {
         let metadata = fs::symlink_metadata(&entry.source)?;
+        let file_type = metadata.file_type();
+        if file_type.is_socket() {
+            continue;
+        }
         let mut header = tar::Header::new_gnu();
         header.set_metadata_in_mode(&metadata, tar::HeaderMode::Complete);
         // Owned by root inside the image, as the docker CLI sends it.
@@ -395,17 +376,33 @@ fn write_tar(entries: &[Entry], writer: ChannelWriter) -> io::Result<()> {
         header.set_gid(0);
         header.set_username("")?;
         header.set_groupname("")?;
-        if metadata.is_dir() {
-            builder.append_data(&mut header, &entry.name, io::empty())?;
-        } else if metadata.file_type().is_symlink() {
+        if file_type.is_symlink() {
             let target = fs::read_link(&entry.source)?;
             header.set_size(0);
             builder.append_link(&mut header, &entry.name, target)?;
         } else if metadata.is_file() {
+            if metadata.nlink() > 1 {
+                let key = (metadata.dev(), metadata.ino());
+                if let Some(first) = linked.get(&key) {
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder.append_link(&mut header, &entry.name, first)?;
+                    continue;
+                }
+                linked.insert(key, &entry.name);
+            }
             let file = fs::File::open(&entry.source)?;
             builder.append_data(&mut header, &entry.name, file)?;
+        } else {
+            // A folder, a FIFO or a device: a header alone.
+            if file_type.is_block_device() || file_type.is_char_device() {
+                let (major, minor) = device_numbers(metadata.rdev());
+                header.set_device_major(major)?;
+                header.set_device_minor(minor)?;
+            }
+            header.set_size(0);
+            builder.append_data(&mut header, &entry.name, io::empty())?;
         }
-        // Sockets, fifos and devices are skipped, as the docker CLI does.
     }
     let mut writer = builder.into_inner()?;
     writer.flush()
@@ -452,7 +449,7 @@ impl Write for ChannelWriter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rstest::rstest;
 
@@ -524,38 +521,67 @@ mod tests {
         BuildContext::scan(&root, &root.join("Dockerfile")).expect_err("outside");
     }
 
-    #[test]
-    fn the_content_digest_follows_content_and_mode_not_times() {
-        use std::os::unix::fs::PermissionsExt as _;
+    /// A folder with `a`, `b` (a hard link to `a`) and the FIFO `pipe`.
+    pub(crate) fn links_and_fifo() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
+        fs::write(root.join("a"), "same").expect("write");
+        fs::hard_link(root.join("a"), root.join("b")).expect("link");
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe"))
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        dir
+    }
+
+    /// The context's tar, whole.
+    async fn tar_of(root: &Path) -> Vec<u8> {
+        let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("scan");
+        let mut receiver = context.tar_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = receiver.recv().await {
+            bytes.extend_from_slice(&chunk.expect("chunk"));
+        }
+        bytes
+    }
+
+    #[tokio::test]
+    async fn the_tar_keeps_hard_links_and_fifos_as_the_docker_cli_sends_them() {
+        let dir = links_and_fifo();
+        let root = dir.path();
         fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
-        fs::write(root.join("app.txt"), "one").expect("write");
-        fs::write(root.join("ignored.log"), "x").expect("write");
-        fs::write(root.join(".dockerignore"), "*.log\n").expect("write");
-        let digest = || {
-            BuildContext::scan(root, &root.join("Dockerfile"))
-                .expect("scan")
-                .content_digest()
-                .expect("digest")
-        };
-        let first = digest();
-        // A newer time (a fresh checkout) and an ignored file change nothing.
-        let file = fs::File::options()
-            .write(true)
-            .open(root.join("app.txt"))
-            .expect("open");
-        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_hours(1))
-            .expect("touch");
-        fs::write(root.join("ignored.log"), "changed").expect("write");
-        assert_eq!(digest(), first);
-        // One byte, or the executable bit, does.
-        fs::write(root.join("app.txt"), "onE").expect("write");
-        let changed = digest();
-        assert_ne!(changed, first);
-        fs::set_permissions(root.join("app.txt"), fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        assert_ne!(digest(), changed);
+        let bytes = tar_of(root).await;
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut entries = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let header = entry.header();
+            let link = header
+                .link_name()
+                .expect("link name")
+                .map(|l| l.to_string_lossy().into_owned());
+            entries.push((
+                entry.path().expect("path").to_string_lossy().into_owned(),
+                header.entry_type(),
+                link,
+                header.size().expect("size"),
+            ));
+        }
+        assert_eq!(
+            entries,
+            [
+                ("Dockerfile".to_owned(), tar::EntryType::Regular, None, 13),
+                ("a".to_owned(), tar::EntryType::Regular, None, 4),
+                (
+                    "b".to_owned(),
+                    tar::EntryType::Link,
+                    Some("a".to_owned()),
+                    0
+                ),
+                ("pipe".to_owned(), tar::EntryType::Fifo, None, 0),
+            ]
+        );
     }
 
     #[tokio::test]
@@ -564,12 +590,7 @@ mod tests {
         let root = dir.path();
         fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write");
         fs::write(root.join("big.bin"), vec![7u8; 3 * CHUNK + 5]).expect("write");
-        let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("scan");
-        let mut receiver = context.tar_stream();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = receiver.recv().await {
-            bytes.extend_from_slice(&chunk.expect("chunk"));
-        }
+        let bytes = tar_of(root).await;
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();
         for entry in archive.entries().expect("entries") {

@@ -3,6 +3,10 @@
 //! build of a platform (and `target`) really runs, with the global `ARG`s substituted as
 //! BuildKit substitutes them. `skip-unchanged` resolves these to digests.
 //!
+//! It also tells which paths of the build context the Dockerfile reads (`COPY`/`ADD` sources,
+//! `RUN --mount` binds), the paths BuildKit's frontend asks the session for, so that
+//! `skip-unchanged` hashes the context as sent.
+//!
 //! Pure: reads text, knows no server. Where it cannot tell what BuildKit would pull (a
 //! `--from` that uses a stage's own `ARG`, a substitution form it does not know, `ADD` of a URL
 //! without `--checksum`, whose content can change while the Dockerfile does not), it says so
@@ -55,6 +59,10 @@ pub struct Dockerfile {
     syntax: Option<String>,
     global_args: Vec<ArgDeclaration>,
     stages: Vec<Stage>,
+    /// The context paths `COPY`, `ADD` and `RUN --mount` binds read, cleaned (every stage's).
+    context_paths: BTreeSet<String>,
+    /// Why the paths read cannot be told, for the first instruction that hides them.
+    context_unknown: Option<String>,
 }
 
 /// BuildKit's automatic platform arguments for a build of `platform` on `build_platform`.
@@ -223,54 +231,120 @@ impl Dockerfile {
                 self.stages.push(stage);
             }
             "COPY" | "ADD" => {
-                let Some(stage) = self.stages.last_mut() else {
+                if self.stages.is_empty() {
                     return Ok(());
-                };
+                }
                 let mut checksum = false;
+                let mut from = Vec::new();
                 let mut arguments = Vec::new();
                 for word in &words {
-                    if let Some(from) = word.strip_prefix("--from=") {
-                        stage.sources.push(unquote(from));
+                    if let Some(source) = word.strip_prefix("--from=") {
+                        from.push(unquote(source));
                     } else if word.starts_with("--checksum=") {
                         checksum = true;
                     } else if !word.starts_with("--") {
                         arguments.push(word.clone());
                     }
                 }
-                if keyword == "ADD" {
-                    let sources = json_array(&arguments.join(" ")).unwrap_or(arguments);
-                    let count = sources.len().saturating_sub(1);
-                    for source in sources.into_iter().take(count) {
-                        let url = source.starts_with("http://") || source.starts_with("https://");
-                        let lower = source.to_ascii_lowercase();
-                        let git = lower.starts_with("git@")
-                            || lower.starts_with("git://")
-                            || lower.strip_suffix(".git").is_some()
-                            || lower.contains(".git#");
-                        if git || (url && !checksum) {
-                            stage.unpinned.push(source);
+                let sources = json_array(&arguments.join(" "))
+                    .unwrap_or_else(|| arguments.iter().map(|a| unquote(a)).collect());
+                let count = sources.len().saturating_sub(1);
+                let mut unpinned = Vec::new();
+                for source in sources.into_iter().take(count) {
+                    let url = source.starts_with("http://") || source.starts_with("https://");
+                    let lower = source.to_ascii_lowercase();
+                    let git = lower.starts_with("git@")
+                        || lower.starts_with("git://")
+                        || lower.strip_suffix(".git").is_some()
+                        || lower.contains(".git#");
+                    if keyword == "ADD" && (url || git) {
+                        if git || !checksum {
+                            unpinned.push(source);
                         }
+                    } else if from.is_empty() && !source.starts_with("<<") {
+                        self.reads_context(&source, &format!("line {line}: `{keyword} {rest}`"));
                     }
+                }
+                if let Some(stage) = self.stages.last_mut() {
+                    stage.sources.extend(from);
+                    stage.unpinned.extend(unpinned);
                 }
             }
             "RUN" => {
                 let Some(stage) = self.stages.last_mut() else {
                     return Ok(());
                 };
+                let mut binds = Vec::new();
                 for word in &words {
                     let Some(mount) = word.strip_prefix("--mount=") else {
                         continue;
                     };
+                    // A mount is a bind by default; a bind without `from=` reads the context
+                    // (all of it when no `source=` narrows it).
+                    let mut bind = true;
+                    let mut from_elsewhere = false;
+                    let mut source = String::new();
                     for attribute in unquote(mount).split(',') {
-                        if let Some(from) = attribute.trim().strip_prefix("from=") {
+                        let attribute = attribute.trim();
+                        if let Some(from) = attribute.strip_prefix("from=") {
                             stage.sources.push(from.to_owned());
+                            from_elsewhere = true;
+                        } else if let Some(kind) = attribute.strip_prefix("type=") {
+                            bind = kind == "bind";
+                        } else if let Some(path) = attribute
+                            .strip_prefix("source=")
+                            .or_else(|| attribute.strip_prefix("src="))
+                        {
+                            path.clone_into(&mut source);
                         }
                     }
+                    if bind && !from_elsewhere {
+                        binds.push(source);
+                    }
+                }
+                for source in binds {
+                    self.reads_context(
+                        &source,
+                        &format!("line {line}: `RUN --mount` of the context"),
+                    );
                 }
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Notes that the build reads `source` of the context (as written in `how`).
+    fn reads_context(&mut self, source: &str, how: &str) {
+        if source.contains('$') {
+            self.context_unknown
+                .get_or_insert_with(|| format!("{how} names a path through a variable"));
+        } else if crate::context::clean(source).is_empty() {
+            self.context_unknown
+                .get_or_insert_with(|| format!("{how} reads the whole context"));
+        } else {
+            self.context_paths
+                .insert(format!("/{}", crate::context::clean(source)));
+        }
+    }
+
+    /// The paths of the build context the build reads, as BuildKit's Dockerfile frontend asks
+    /// the session for them (its `followpaths`: each `COPY`/`ADD` source and `RUN --mount`
+    /// bind, of every stage, which is never fewer than the stages a target runs). `Err` when
+    /// that cannot be told from the Dockerfile alone: a path through a variable (`COPY
+    /// $SRC .`), the whole context (`COPY . .`, a bind without `source=`), or a `# syntax=`
+    /// frontend, which may ask for anything; then the caller takes the whole context.
+    /// Not seen: `ONBUILD` triggers of a base image, which BuildKit runs as part of this build.
+    pub fn context_paths(&self) -> Result<Vec<String>, Unresolvable> {
+        if let Some(syntax) = &self.syntax {
+            return Err(Unresolvable(format!(
+                "the `# syntax={syntax}` frontend chooses what it reads"
+            )));
+        }
+        if let Some(why) = &self.context_unknown {
+            return Err(Unresolvable(why.clone()));
+        }
+        Ok(self.context_paths.iter().cloned().collect())
     }
 
     /// The images a build of `platform` (on an Engine of `build_platform`) pulls, for the
@@ -654,6 +728,33 @@ mod tests {
     fn what_cannot_be_told_is_said(#[case] text: &str, #[case] message: &str) {
         let error = images(text, None, &[], "linux/amd64").expect_err("unresolvable");
         assert!(error.0.contains(message), "{error}");
+    }
+
+    #[rstest]
+    #[case::copy("FROM a\nCOPY app.txt src/ /app/\n", &["/app.txt", "/src"])]
+    #[case::json_and_flags("FROM a\nCOPY --chmod=755 [\"b in\", \"./c/../d\", \"/x\"]\n", &["/b in", "/d"])]
+    #[case::add_local_not_urls("FROM a\nADD --checksum=sha256:0 https://h/x.tgz y.tgz /\n", &["/y.tgz"])]
+    #[case::other_sources("FROM a AS b\nCOPY --from=b /x /x\nCOPY <<EOF /f\nhi\nEOF\nRUN --mount=type=cache,target=/c --mount=from=b,target=/m true\n", &[])]
+    #[case::bind("FROM a\nRUN --mount=source=go.sum,target=/s --mount=type=bind,src=lib,target=/l true\n", &["/go.sum", "/lib"])]
+    #[case::every_stage("FROM a AS one\nCOPY x /\nFROM b\nCOPY y /\n", &["/x", "/y"])]
+    fn tells_the_context_paths_read(#[case] text: &str, #[case] paths: &[&str]) {
+        let dockerfile = Dockerfile::parse(text).expect("parses");
+        assert_eq!(dockerfile.context_paths().expect("known"), paths);
+    }
+
+    #[rstest]
+    #[case::all("FROM a\nCOPY . /app\n", "reads the whole context")]
+    #[case::all_spelled("FROM a\nADD ./ /app\n", "reads the whole context")]
+    #[case::variable("FROM a\nARG SRC=x\nCOPY $SRC /app\n", "through a variable")]
+    #[case::bind_all("FROM a\nRUN --mount=target=/src make\n", "reads the whole context")]
+    #[case::syntax(
+        "# syntax=docker/dockerfile:1\nFROM a\nCOPY x /\n",
+        "chooses what it reads"
+    )]
+    fn falls_back_to_the_whole_context(#[case] text: &str, #[case] why: &str) {
+        let dockerfile = Dockerfile::parse(text).expect("parses");
+        let error = dockerfile.context_paths().expect_err("unknown");
+        assert!(error.0.contains(why), "{error}");
     }
 
     #[rstest]

@@ -103,6 +103,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// Export BuildKit's inline cache into the image config (`BUILDKIT_INLINE_CACHE=1`).
     pub inline_cache: bool,
+    /// Break the session's connection after this many bytes (a test knob,
+    /// `ECR_MULTIARCH_SESSION_BREAK_AFTER`).
+    pub session_break_after: Option<u64>,
 }
 
 /// What a build sends besides the context.
@@ -119,6 +122,9 @@ pub struct BuildSettings {
     cache_from: HashMap<Platform, Vec<String>>,
     /// Credentials for the registry pushed to, for pulls and cache imports from it.
     pub(super) registry_login: Option<RegistryLogin>,
+    /// Break the session's connection after this many bytes (a test knob,
+    /// `ECR_MULTIARCH_SESSION_BREAK_AFTER`).
+    pub(super) session_break_after: Option<u64>,
 }
 
 impl BuildSettings {
@@ -137,6 +143,7 @@ impl BuildSettings {
             inline_cache: options.inline_cache,
             cache_from: HashMap::new(),
             registry_login: None,
+            session_break_after: options.session_break_after,
         }
     }
 
@@ -360,6 +367,19 @@ impl Engine {
         .await;
 
         if let Err(error) = outcome {
+            // The session broke while the Engine read the context, and the Engine, still
+            // answering, failed the build for it: the transfer failed, not the Dockerfile. (An
+            // Engine that is gone closes the session too: that is `Lost`, below.)
+            let broken = context_session.as_ref().and_then(|s| s.broken());
+            if let (Some(reason), false) = (broken, super::is_transport(&error)) {
+                return Err(Error::ContextLost {
+                    address: self.address.clone(),
+                    platform: platform.clone(),
+                    context: context.root.clone(),
+                    reason,
+                    reported: crate::error_chain(&error),
+                });
+            }
             let message = match error {
                 // BuildKit's own verdict, in the stream: a step of the Dockerfile failed.
                 bollard::errors::Error::DockerStreamError { error } => error,

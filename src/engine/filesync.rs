@@ -22,7 +22,7 @@ use bollard_buildkit_proto::fsutil::types::{Packet, Stat};
 use globset::{GlobBuilder, GlobMatcher};
 use tokio::sync::mpsc;
 
-use crate::context::{clean, IgnoreRules};
+use crate::context::{clean, device_numbers, IgnoreRules};
 
 /// Size of the `DATA` packets a file is sent in (fsutil uses 32 KiB; fewer, larger messages
 /// cost less framing and stay far below gRPC's 4 MiB message limit).
@@ -232,10 +232,9 @@ fn stat_of(
     if !metadata.is_dir() {
         stat.size = i64::try_from(metadata.len()).unwrap_or(i64::MAX);
         if mode & MODE_DEVICE != 0 {
-            let dev = metadata.rdev();
-            stat.devmajor =
-                i64::try_from(((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff)).unwrap_or(0);
-            stat.devminor = i64::try_from((dev & 0xff) | ((dev >> 12) & !0xff)).unwrap_or(0);
+            let (major, minor) = device_numbers(metadata.rdev());
+            stat.devmajor = i64::from(major);
+            stat.devminor = i64::from(minor);
         }
         if metadata.nlink() > 1 {
             let key = (metadata.dev(), metadata.ino());
@@ -335,6 +334,45 @@ fn walk(
         emit(stat, entry.path().to_owned())?;
     }
     Ok(())
+}
+
+/// A digest of what a `DiffCopy` of `selection` sends from `root` (`skip-unchanged`, issue 17):
+/// the same walk, and per entry what its `STAT` packet says that can change the image (path,
+/// Go file mode, link target or first name of a hard link, device numbers, extended
+/// attributes) and a regular file's contents. Left out: times (a fresh checkout of the same
+/// commit gives the same digest; BuildKit's file checksums skip them too) and owners (always
+/// root's). Fields are length-prefixed, so no name can forge another entry. Reads every file
+/// the selection picks: call it off the async threads.
+pub fn sent_digest(root: &Path, selection: &Selection) -> io::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    walk(root, selection, |stat, path| {
+        let content = if can_request_data(stat.mode) && stat.linkname.is_empty() {
+            let mut file_hasher = Sha256::new();
+            io::copy(&mut std::fs::File::open(&path)?, &mut file_hasher)?;
+            file_hasher.finalize().to_vec()
+        } else {
+            Vec::new()
+        };
+        field(stat.path.as_bytes());
+        field(&stat.mode.to_le_bytes());
+        field(stat.linkname.as_bytes());
+        field(&stat.devmajor.to_le_bytes());
+        field(&stat.devminor.to_le_bytes());
+        let xattrs: std::collections::BTreeMap<_, _> = stat.xattrs.iter().collect();
+        field(&(xattrs.len() as u64).to_le_bytes());
+        for (name, value) in xattrs {
+            field(name.as_bytes());
+            field(value);
+        }
+        field(&content);
+        Ok(())
+    })?;
+    Ok(format!("sha256:{:x}", hasher.finalize()))
 }
 
 fn packet(kind: PacketType) -> Packet {
@@ -546,16 +584,41 @@ mod tests {
     }
 
     #[test]
-    fn hard_links_and_fifos_are_described_as_fsutil_does() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    fn the_sent_digest_follows_what_is_sent_not_times() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tree();
         let root = dir.path();
-        fs::write(root.join("a"), "same").expect("write");
-        fs::hard_link(root.join("a"), root.join("b")).expect("link");
-        let status = std::process::Command::new("mkfifo")
-            .arg(root.join("pipe"))
-            .status()
-            .expect("mkfifo");
-        assert!(status.success());
+        fs::write(root.join("src/deep/b.log"), "x").expect("write");
+        let selection = Selection {
+            follow: vec!["/src".into()],
+            exclude: vec!["**/*.log".into()],
+            ..Selection::default()
+        };
+        let digest = || sent_digest(root, &selection).expect("digest");
+        let first = digest();
+        // A newer time (a fresh checkout), an excluded file and one not selected change nothing.
+        let file = fs::File::options()
+            .write(true)
+            .open(root.join("src/a.txt"))
+            .expect("open");
+        file.set_modified(std::time::SystemTime::now() + std::time::Duration::from_hours(1))
+            .expect("touch");
+        fs::write(root.join("src/deep/b.log"), "changed").expect("write");
+        fs::write(root.join("big/blob"), "changed").expect("write");
+        assert_eq!(digest(), first);
+        // One byte, or the executable bit, of a file sent does.
+        fs::write(root.join("src/a.txt"), "A").expect("write");
+        let changed = digest();
+        assert_ne!(changed, first);
+        fs::set_permissions(root.join("src/a.txt"), fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        assert_ne!(digest(), changed);
+    }
+
+    #[test]
+    fn hard_links_and_fifos_are_described_as_fsutil_does() {
+        let dir = crate::context::tests::links_and_fifo();
+        let root = dir.path();
         let mut described = Vec::new();
         walk(root, &Selection::default(), |stat, _| {
             described.push(stat);

@@ -33,6 +33,7 @@ pub use build::{
 pub use compat::ImageStore;
 pub use container::ProbeImage;
 pub use engines::{Addresses, Engines, PlatformEngine};
+pub use filesync::{sent_digest, Selection};
 pub use resolve::ResolvedImage;
 
 /// TLS for `tcp://` Docker Engines, as the docker CLI reads it: `DOCKER_TLS_VERIFY` set, the
@@ -105,6 +106,21 @@ pub enum Error {
         /// The step's last log lines.
         last_lines: Vec<String>,
     },
+    /// The BuildKit session that carried the build context broke during a build: the
+    /// transfer failed, not the Dockerfile (issue 17).
+    #[error("sending the build context `{}` to the Docker Engine at `{address}` failed while building `{platform}`: the BuildKit session broke ({reason}); the Engine reported: {reported}", context.display())]
+    ContextLost {
+        /// `DOCKER_HOST`, or an address of `engines`.
+        address: String,
+        /// The platform being built.
+        platform: Platform,
+        /// The context folder.
+        context: std::path::PathBuf,
+        /// Why the session's connection ended.
+        reason: String,
+        /// What the Engine said of the build.
+        reported: String,
+    },
     /// Another Engine API call failed.
     #[error("{action} failed on the Docker Engine at `{address}`")]
     Api {
@@ -129,6 +145,7 @@ impl Error {
             Error::Connect { .. }
             | Error::Unsupported { .. }
             | Error::Lost { .. }
+            | Error::ContextLost { .. }
             | Error::Api { .. }
             | Error::UnexpectedAnswer(_) => crate::exit_status::ExitStatus::System,
         }

@@ -71,6 +71,7 @@ pub struct ContextSession {
     id: String,
     sent: Arc<Sent>,
     session_bytes: Arc<AtomicU64>,
+    broken: Arc<std::sync::Mutex<Option<String>>>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -107,6 +108,14 @@ impl ContextSession {
         &self.id
     }
 
+    /// Why the session's connection ended, once it has (the Engine closed it, or it failed).
+    pub fn broken(&self) -> Option<String> {
+        self.broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// What crossed so far.
     pub fn sent(&self) -> SentSummary {
         SentSummary {
@@ -120,6 +129,7 @@ impl ContextSession {
     /// Opens a session on the Engine at `address` (API version `api_version`, e.g. `1.41`)
     /// serving `dirs` and `login`. `shared_key` names the context folder across runs: BuildKit
     /// keeps its synced copy under it, so the next build sends only what changed.
+    /// `break_after`: the connection fails once that many bytes were written (a test knob).
     pub async fn open(
         address: &str,
         tls: Option<&DockerTls>,
@@ -127,6 +137,7 @@ impl ContextSession {
         dirs: SessionDirs,
         shared_key: &str,
         login: Option<RegistryLogin>,
+        break_after: Option<u64>,
     ) -> io::Result<ContextSession> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let mut connection = dial(address, tls).await?;
@@ -167,9 +178,12 @@ impl ContextSession {
         }
         let sent = Arc::new(Sent::default());
         let session_bytes = Arc::new(AtomicU64::new(0));
+        let broken = Arc::default();
         let connection = Counted {
             inner: connection,
             written: Arc::clone(&session_bytes),
+            break_after,
+            broken: Arc::clone(&broken),
         };
         let file_sync = FileSyncService {
             dirs: HashMap::from([
@@ -194,6 +208,7 @@ impl ContextSession {
             id,
             sent,
             session_bytes,
+            broken,
             server,
         })
     }
@@ -275,10 +290,30 @@ async fn dial(address: &str, tls: Option<&DockerTls>) -> io::Result<Box<dyn Io>>
     Ok(Box::new(stream))
 }
 
-/// The session's connection, counting what we write on it.
+/// The session's connection, counting what we write on it and keeping why it ended.
 struct Counted {
     inner: Box<dyn Io>,
     written: Arc<AtomicU64>,
+    /// Fail every write once this many bytes were written (`ECR_MULTIARCH_SESSION_BREAK_AFTER`).
+    break_after: Option<u64>,
+    broken: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Counted {
+    /// Keeps the first reason the connection ended, and passes the poll on.
+    fn noting<T>(&self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(error)) = &poll {
+            self.note(error.to_string());
+        }
+        poll
+    }
+
+    fn note(&self, reason: String) {
+        self.broken
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(reason);
+    }
 }
 
 impl tonic::transport::server::Connected for Counted {
@@ -292,7 +327,12 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() == before {
+            self.note("the Engine closed the session's connection".to_owned());
+        }
+        self.noting(read)
     }
 }
 
@@ -300,17 +340,32 @@ impl AsyncWrite for Counted {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        mut buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if let Some(limit) = self.break_after {
+            let room = limit.saturating_sub(self.written.load(Ordering::Relaxed));
+            if room == 0 {
+                let error = io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    format!(
+                        "the connection was broken after {limit} bytes on purpose \
+                         (ECR_MULTIARCH_SESSION_BREAK_AFTER)"
+                    ),
+                );
+                return self.noting(Poll::Ready(Err(error)));
+            }
+            buf = &buf[..buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))];
+        }
         let written = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
             self.written.fetch_add(n as u64, Ordering::Relaxed);
         }
-        written
+        self.noting(written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.noting(flushed)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -558,6 +613,7 @@ impl super::Engine {
             dirs,
             &shared_key(&context.root),
             settings.registry_login.clone(),
+            settings.session_break_after,
         )
         .await;
         match opened {

@@ -249,6 +249,10 @@ pub struct Args {
     /// (`ecr-multiarch-build:<uuid>`, logged) instead of removing it once exported.
     #[arg(long, env = "ECR_MULTIARCH_KEEP_IMAGES", hide = true)]
     pub env_keep_images: Option<String>,
+    /// For tests of a broken transfer (issue 17): the BuildKit session's connection fails
+    /// once this many bytes were written on it, as a network that drops mid-transfer.
+    #[arg(long, env = "ECR_MULTIARCH_SESSION_BREAK_AFTER", hide = true)]
+    pub env_session_break_after: Option<String>,
 }
 
 /// Whether this runs as a GitHub Actions step (`GITHUB_ACTIONS=true`), read without the parser.

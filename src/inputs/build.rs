@@ -195,6 +195,7 @@ impl Request {
             network: self.network,
             no_cache: self.no_cache,
             inline_cache: self.repository_cache,
+            session_break_after: self.session_break_after,
         }
     }
 }

@@ -153,6 +153,9 @@ pub struct Request {
     /// Keep each build's image in the Engine under its temporary name
     /// (`ECR_MULTIARCH_KEEP_IMAGES`); by default it is removed once exported.
     pub keep_images: bool,
+    /// Break the BuildKit session's connection after this many bytes
+    /// (`ECR_MULTIARCH_SESSION_BREAK_AFTER`, for tests); `None`: never.
+    pub session_break_after: Option<u64>,
     /// Encryption, policies, `update-repository`, `endpoint` (issue 18).
     pub repository_settings: RepositorySettings,
     /// The vulnerability gate; `None` when `vulnerability-gate` is `none`.
@@ -423,6 +426,8 @@ impl TryFrom<Args> for Request {
                 given(args.env_keep_images.as_ref()),
                 Some("1" | "true" | "TRUE" | "True")
             ),
+            session_break_after: given(args.env_session_break_after.as_ref())
+                .and_then(|bytes| bytes.parse().ok()),
             repository_settings,
             vulnerability_gate,
         })

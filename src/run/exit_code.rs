@@ -80,6 +80,10 @@ fn known_kind(
                 ),
                 None,
             ),
+            engine::Error::ContextLost { platform, .. } => (
+                format!("Build context lost while building {platform}"),
+                None,
+            ),
             engine::Error::Connect { platforms, .. } => {
                 let names: Vec<String> = platforms.iter().map(ToString::to_string).collect();
                 (
@@ -192,6 +196,7 @@ mod tests {
     #[case::gate_timeout(crate::gate::Error::Timeout { waited: "10 min".into(), pending: "`linux/arm64`: IN_PROGRESS".into() }.into(), 2, "Vulnerability scan timed out")]
     #[case::build_failed(engine::Error::BuildFailed { platform: platform(), step: None, dockerfile_line: Some(3), message: "exit 1".into(), last_lines: vec![] }.into(), 1, "Build failed for linux/arm64")]
     #[case::engine_lost(engine::Error::Lost { address: "unix:///x".into(), platform: Some(platform()), action: "building".into(), source: bollard_error() }.into(), 2, "Docker Engine lost while building linux/arm64")]
+    #[case::context_lost(engine::Error::ContextLost { address: "unix:///x".into(), platform: platform(), context: "/ctx".into(), reason: "reset".into(), reported: "canceled".into() }.into(), 2, "Build context lost while building linux/arm64")]
     #[case::engine_unreachable(engine::Error::Connect { address: "unix:///x".into(), platforms: vec![platform()], named_by: engine::NamedBy::DockerHost, source: bollard_error() }.into(), 2, "Docker Engine unreachable for linux/arm64")]
     #[case::engine_unsupported(engine::Error::Unsupported { address: "unix:///x".into(), version: "26.1".into(), store: engine::ImageStore::Containerd, problem: "fails", fix: "upgrade" }.into(), 2, "Docker Engine not supported")]
     #[case::engine_api(engine::Error::Api { address: "unix:///x".into(), action: "exporting".into(), source: bollard_error() }.into(), 2, GENERIC_TITLE)]

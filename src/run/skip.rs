@@ -57,10 +57,6 @@ pub async fn build_digest(
             base_images: BTreeMap::new(),
         }
     };
-    let context_digest = {
-        let context = context.clone();
-        tokio::task::spawn_blocking(move || context.content_digest())
-    };
     let text = match std::fs::read_to_string(&request.dockerfile) {
         Ok(text) => text,
         Err(e) => {
@@ -70,7 +66,24 @@ pub async fn build_digest(
             )))
         }
     };
-    let uses = Dockerfile::parse(&text).and_then(|dockerfile| {
+    let dockerfile = match Dockerfile::parse(&text) {
+        Ok(dockerfile) => dockerfile,
+        Err(why) => {
+            return Ok(unresolved(format!(
+                "`{}`: {why}",
+                request.dockerfile.display()
+            )))
+        }
+    };
+    let (selection, read) = context_read(context, &dockerfile)?;
+    let context_digest = {
+        let root = context.root.clone();
+        tokio::task::spawn_blocking(move || match selection {
+            Some(selection) => engine::sent_digest(&root, &selection),
+            None => Ok("nothing".to_owned()),
+        })
+    };
+    let uses = (|| {
         let mut uses = BTreeSet::new();
         for platform in &request.platforms {
             uses.extend(dockerfile.images(
@@ -80,8 +93,8 @@ pub async fn build_digest(
                 engines.for_platform(platform).build_platform(),
             )?);
         }
-        Ok(uses)
-    });
+        Ok::<_, crate::dockerfile::Unresolvable>(uses)
+    })();
     let uses: Vec<ImageUse> = match uses {
         Ok(uses) => uses.into_iter().collect(),
         Err(why) => {
@@ -134,13 +147,17 @@ pub async fn build_digest(
     let context_digest = match context_digest.await {
         Ok(Ok(digest)) => digest,
         Ok(Err(error)) => {
-            return Err(anyhow::Error::new(error).context("reading the build context"))
+            return Err(anyhow::Error::new(error).context(format!(
+                "reading the build context `{}`",
+                context.root.display()
+            )))
         }
         Err(error) => return Err(anyhow::Error::new(error).context("reading the build context")),
     };
     let inputs = BuildInputs {
         context: &context_digest,
         dockerfile: &context.dockerfile,
+        dockerfile_text: &text,
         build_args: &request.build_args,
         target: request.target.as_deref(),
         labels: build_digest::labels_that_count(&plan.labels, &request.labels),
@@ -166,7 +183,7 @@ pub async fn build_digest(
         })
         .collect();
     console.info(&format!(
-        "build digest {digest}: context {context_digest}, {}",
+        "build digest {digest}: context {context_digest} ({read}), {}",
         if described.is_empty() {
             "no base image".to_owned()
         } else {
@@ -177,6 +194,63 @@ pub async fn build_digest(
         digest: Some(digest),
         unresolved: None,
         base_images,
+    })
+}
+
+/// What of the context the build reads, as the session would send it (issue 17): the paths
+/// the Dockerfile reads, or the whole context when they cannot be told for certain (`COPY . .`,
+/// a path through a variable, a `# syntax=` frontend); `None` when it reads none. The
+/// context's `.dockerignore` applies as BuildKit's frontend applies it; when a
+/// `<Dockerfile>.dockerignore` is there (which newer frontends take instead), none applies, so
+/// the digest covers whatever either could send. Also says what it picked, for the log.
+fn context_read(
+    context: &BuildContext,
+    dockerfile: &Dockerfile,
+) -> anyhow::Result<(Option<engine::Selection>, String)> {
+    let ignore_file = context.root.join(".dockerignore");
+    let mut beside = context.dockerfile_path.clone().into_os_string();
+    beside.push(".dockerignore");
+    let exclude = if std::path::Path::new(&beside).exists() {
+        Vec::new()
+    } else {
+        match std::fs::read_to_string(&ignore_file) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("reading `{}`", ignore_file.display()))
+                )
+            }
+        }
+    };
+    Ok(match dockerfile.context_paths() {
+        Ok(paths) if paths.is_empty() => (None, "the Dockerfile reads none of it".to_owned()),
+        Ok(paths) => {
+            let shown: Vec<&str> = paths.iter().take(5).map(String::as_str).collect();
+            let more = if paths.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            let read = format!(
+                "the {} paths the Dockerfile reads: {}{more}",
+                paths.len(),
+                shown.join(", ")
+            );
+            let selection = engine::Selection {
+                follow: paths,
+                exclude,
+                ..engine::Selection::default()
+            };
+            (Some(selection), read)
+        }
+        Err(why) => {
+            let selection = engine::Selection {
+                exclude,
+                ..engine::Selection::default()
+            };
+            (Some(selection), format!("the whole context: {why}"))
+        }
     })
 }
 
