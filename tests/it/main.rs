@@ -22,11 +22,13 @@ mod engines;
 mod export;
 mod fidelity;
 mod gate;
+mod github;
 mod inputs;
 mod merge;
 mod push;
 mod registry;
 mod repository_settings;
+mod scratch_engine;
 mod tags;
 mod testbed;
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::engines::ScratchEngine;
+use super::scratch_engine::ScratchEngine;
 use super::{
     fixture, layer_counters, layer_faults, registry_tags, skopeo_digest, testbed,
     unique_repository, LayerCounters, Run,
