@@ -1,9 +1,10 @@
 //! Bad input ends the run with exit 1 and one `::error` naming the input, before anything is
 //! created or pushed.
 
-use rstest::rstest;
+use rstest::{rstest, Context};
 
-use super::{fixture, moto_repository, registry_tags, unique_repository, Run};
+use super::{assert_refused_input, fixture, unique_repository, Run};
+use crate::assert_user_sees;
 
 const DOCKERFILE: &str = "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\n";
 
@@ -115,6 +116,7 @@ const FILTERS: &str = "image-tag-mutability-exclusion-filters";
 #[case::engine_twice("engines", &[("engines", "linux/arm64=tcp://a:2376,linux/arm64/v8=tcp://b:2376")], "`linux/arm64` is given an Engine twice")]
 #[tokio::test]
 async fn bad_input_fails_before_any_side_effect(
+    #[context] case: Context,
     #[case] input: &str,
     #[case] given: &[(&str, &str)],
     #[case] message: &str,
@@ -125,20 +127,8 @@ async fn bad_input_fails_before_any_side_effect(
     for (name, value) in given {
         run.input(name, value);
     }
-    let result = run.run();
-    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    assert!(
-        error.starts_with(&format!("::error title=Invalid input {input}::")),
-        "{error}"
-    );
-    assert!(error.contains(message), "{error}");
-    assert!(result.outputs.is_empty(), "no outputs on failure");
-    assert!(
-        moto_repository(&repository).await.is_none(),
-        "no repository created"
-    );
-    assert!(registry_tags(&repository).is_empty(), "no tag pushed");
+    let error = assert_refused_input(&run.run(), &repository, input, message).await;
+    assert_user_sees!(case.description.unwrap(), error);
 }
 
 #[tokio::test]
@@ -147,14 +137,9 @@ async fn a_symlink_out_of_the_context_is_refused_before_any_side_effect() {
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
     std::os::unix::fs::symlink("/etc/passwd", context.path().join("passwd")).unwrap();
     let result = Run::new(&repository, context.path()).run();
-    assert_eq!(result.code, 1);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Invalid input context::"),
-        "{error}"
-    );
-    assert!(error.contains("outside the build context"), "{error}");
-    assert!(moto_repository(&repository).await.is_none());
+    let error =
+        assert_refused_input(&result, &repository, "context", "outside the build context").await;
+    assert_user_sees!("symlink_out_of_the_context", error);
 }
 
 #[test]
@@ -167,13 +152,9 @@ fn flags_win_over_input_variables() {
         .input("network", "bridge")
         .flag("network", "none")
         .flag("platforms", "linux")
+        .expect_exit(1)
         .run();
-    assert_eq!(result.code, 1);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Invalid input platforms::"),
-        "{error}"
-    );
+    result.error("Invalid input platforms");
 }
 
 #[test]
