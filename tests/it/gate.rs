@@ -99,6 +99,27 @@ async fn set_scans(
     }
 }
 
+/// [`push_children`], then sets what their scans say: `(status, findings)` for `linux/amd64`,
+/// then for `linux/arm64`.
+async fn scanned_children(
+    repository: &str,
+    context: &Path,
+    mark: &str,
+    [amd64, arm64]: [(&str, Value); 2],
+) -> BTreeMap<String, String> {
+    let children = push_children(repository, context, mark);
+    set_scans(
+        repository,
+        &children,
+        vec![
+            ("linux/amd64", amd64.0, amd64.1),
+            ("linux/arm64", arm64.0, arm64.1),
+        ],
+    )
+    .await;
+    children
+}
+
 /// Basic findings: `(id, severity, package, version)`.
 fn basic(findings: &[(&str, &str, &str, &str)]) -> Value {
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
@@ -180,18 +201,16 @@ fn assert_no_tag(repository: &str, children: &BTreeMap<String, String>) {
 async fn a_high_finding_on_arm64_refuses_and_moves_no_tag() {
     let repository = unique_repository("gate-high");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "high");
-    set_scans(
+    let children = scanned_children(
         &repository,
-        &children,
-        vec![
+        context.path(),
+        "high",
+        [
             (
-                "linux/amd64",
                 "COMPLETE",
                 basic(&[("CVE-2026-0101", "MEDIUM", "zlib", "1.2")]),
             ),
             (
-                "linux/arm64",
                 "COMPLETE",
                 basic(&[("CVE-2026-0102", "HIGH", "openssl", "3.0.1")]),
             ),
@@ -243,14 +262,13 @@ async fn a_high_finding_on_arm64_refuses_and_moves_no_tag() {
 async fn an_ignore_entry_lets_a_finding_through_until_it_expires() {
     let repository = unique_repository("gate-ignore");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "ignore");
-    set_scans(
+    let children = scanned_children(
         &repository,
-        &children,
-        vec![
-            ("linux/amd64", "COMPLETE", clean()),
+        context.path(),
+        "ignore",
+        [
+            ("COMPLETE", clean()),
             (
-                "linux/arm64",
                 "COMPLETE",
                 basic(&[("CVE-2026-0201", "HIGH", "openssl", "3.0.1")]),
             ),
@@ -388,18 +406,16 @@ async fn a_scan_ecr_could_not_do_refuses_with_its_status(#[case] status: &str) {
 async fn ignore_unfixed_lets_an_unfixable_critical_through_and_not_a_fixable_one() {
     let repository = unique_repository("gate-unfixed");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "unfixed");
-    set_scans(
+    let children = scanned_children(
         &repository,
-        &children,
-        vec![
+        context.path(),
+        "unfixed",
+        [
             (
-                "linux/amd64",
                 "COMPLETE",
                 enhanced(&[("CVE-2026-0301", "CRITICAL", "NO", "")]),
             ),
             (
-                "linux/arm64",
                 "ACTIVE",
                 enhanced(&[("CVE-2026-0302", "CRITICAL", "YES", "1.1")]),
             ),
