@@ -629,8 +629,8 @@ pub async fn assert_refused_input(
 
 /// Snapshot settings for what a user sees (annotations, the summary, stdout), so that one
 /// snapshot holds on every engine and every run: digests, the tests' random repository names,
-/// temporary folders, the engine's address, and the timings and sizes of the summary's tables
-/// (which differ by engine) are replaced by placeholders.
+/// temporary folders, the engine's address, and the timings, sizes and layer counts of the
+/// summary's tables (which differ by engine or run) are replaced by placeholders.
 /// Everything else is compared to the letter.
 pub fn user_view() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
@@ -644,10 +644,32 @@ pub fn user_view() -> insta::Settings {
         // Summary table cells only: a time or size in a message is the user's and stays.
         (r"\b\d+\.\d s \|", "[time] |"),
         (r"\b\d+(\.\d+)? (B|kB|MB|GB) \|", "[size] |"),
+        // Which platform uploads a layer both share, and which reuses it, is a race.
+        (r"\| \d+ / \d+ \|", "| [uploaded] / [reused] |"),
     ] {
         settings.add_filter(pattern, placeholder);
     }
     settings
+}
+
+/// The shape of a JSON value, for a snapshot of what a workflow reads from it: every key kept,
+/// every string, number and boolean replaced by its type's name.
+pub fn json_shape(value: &serde_json::Value) -> String {
+    fn shape(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Null => Value::Null,
+            Value::Bool(_) => "boolean".into(),
+            Value::Number(_) => "number".into(),
+            Value::String(_) => "string".into(),
+            Value::Array(items) => items.iter().map(shape).collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        }
+    }
+    serde_json::to_string_pretty(&shape(value)).unwrap()
 }
 
 /// `insta::assert_snapshot!` with [`user_view`]'s placeholders; the snapshot is named

@@ -16,8 +16,8 @@ use ecr_multiarch::inputs::{Args, Request};
 
 use super::ecr_api::{api_calls, Override};
 use super::{
-    ecr_client, fixture, layer_counters, moto_repository, registry_tags, testbed,
-    unique_repository, Run, RunResult,
+    create_moto_repository, ecr_client, fixture, layer_counters, moto_repository, registry_tags,
+    testbed, unique_repository, Run, RunResult,
 };
 
 const DOCKERFILE: &str = "FROM testbase/busybox:amd64\nCOPY app.txt /app.txt\n";
@@ -121,13 +121,7 @@ async fn a_created_repository_holds_the_kms_key_and_both_policies() {
 #[tokio::test]
 async fn an_existing_repository_that_differs_gets_one_warning_then_update_repository_changes_it() {
     let repository = unique_repository("settings-drift");
-    ecr_client()
-        .await
-        .create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
+    create_moto_repository(&repository).await;
     let context = context("drift");
     let settings = |run: &mut Run| {
         run.input("image-tag-mutability", "IMMUTABLE")

@@ -2,7 +2,8 @@
 //! ECR repository (moto, which the testbed's ECR layer keeps in step with every push).
 
 use super::github::on_tag;
-use super::{fixture, skopeo_digest, unique_repository, Run};
+use super::{assert_refused_input, fixture, skopeo_digest, unique_repository, Run};
+use crate::assert_user_sees;
 
 const DOCKERFILE: &str =
     "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nARG VERSION\nRUN echo \"$VERSION\" > /version\n";
@@ -105,14 +106,8 @@ async fn rules_that_give_no_tag_at_all_are_an_input_error() {
         .env("GITHUB_REF_NAME", "main")
         .env("GITHUB_REF_TYPE", "branch")
         .run();
-    assert_eq!(result.code, 1);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Invalid input tag-rules::"),
-        "{error}"
-    );
-    assert!(error.contains("no tag at all"), "{error}");
-    assert!(super::moto_repository(&repository).await.is_none());
+    let error = assert_refused_input(&result, &repository, "tag-rules", "no tag at all").await;
+    assert_user_sees!("no_tag_at_all_error", error);
 }
 
 #[tokio::test]
@@ -131,7 +126,9 @@ async fn full_references_from_metadata_action_are_accepted() {
     assert!(skopeo_digest(&repository, "sha-0123456").is_some());
     let other = Run::new(&repository, context.path())
         .input("tags", &format!("{registry}/someone/else:main"))
+        .expect_exit(1)
         .run();
-    assert_eq!(other.code, 1);
-    assert!(other.error_line().contains("names another repository"));
+    let error = other.error("Invalid input tags");
+    assert!(error.contains("names another repository"), "{error}");
+    assert_user_sees!("tag_of_another_repository_error", other.error_line());
 }
