@@ -74,21 +74,12 @@ import threading
 import time
 import urllib.parse
 
+from hop_by_hop import end_to_end
+
 CONTROL = "/_ecr-api"
 TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
 # The account moto serves for any access key it does not know (the tests use `test`).
 DEFAULT_REGISTRY_ID = "123456789012"
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-}
 CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 IMAGE_STATUSES = ("ACTIVE", "ARCHIVED", "ACTIVATING")
 
@@ -417,10 +408,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def forward(self, body):
         """The request to moto exactly as it came, moto's answer back exactly."""
         status, headers, answer = self.state.moto_raw(self.command, self.path, self.forward_headers(), body)
-        self.send(status, answer, [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP])
+        self.send(status, answer, end_to_end(headers))
 
     def forward_headers(self):
-        return {n: v for n, v in self.headers.items() if n.lower() not in HOP_BY_HOP}
+        return dict(end_to_end(self.headers.items()))
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -630,7 +621,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = self.forward_headers()
         status, answer_headers, answer = self.state.moto_raw("POST", "/", headers, body)
         if status != 200:
-            return self.send(status, answer, [(n, v) for n, v in answer_headers if n.lower() not in HOP_BY_HOP])
+            return self.send(status, answer, end_to_end(answer_headers))
         value = json.loads(answer)
         name = payload.get("repositoryName")
         explicit = bool(payload.get("imageIds"))
@@ -648,7 +639,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rows.append(row)
         value[rows_key] = rows
         raw = json.dumps(value).encode()
-        self.send(200, raw, [(n, v) for n, v in answer_headers if n.lower() not in HOP_BY_HOP])
+        self.send(200, raw, end_to_end(answer_headers))
 
     def list_images(self, payload, body):
         self.with_status_filter(payload, body, "ListImages", "imageIds", lambda r: r.get("imageDigest"))

@@ -91,6 +91,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from hop_by_hop import end_to_end
+
 CONTROL = "/_ecr-layer"
 # ECR refuses manifests over 4 MiB; bigger ones are not buffered.
 MANIFEST_LIMIT = 4 * 1024 * 1024
@@ -108,18 +110,6 @@ MANIFEST_ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.v2+json",
     )
 )
-# Hop-by-hop headers (RFC 9110 7.6.1) and what aiohttp sets itself from the body it sends.
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-}
 FAULTS = (
     "throttle_manifest_puts",
     "unavailable_every",
@@ -466,9 +456,8 @@ class Layer:
         # A multidict: clients send several `Accept` lines, and docker-registry answers a client
         # that does not accept manifest lists with the amd64 manifest instead.
         headers = CIMultiDict()
-        for key, value in request.headers.items():
-            if key.lower() not in HOP_BY_HOP:
-                headers.add(key, value)
+        for key, value in end_to_end(request.headers.items()):
+            headers.add(key, value)
         # docker-registry builds upload `Location` URLs from Host: they must point back here.
         headers["Host"] = request.headers.get("Host", self.listen)
         return headers
@@ -489,7 +478,7 @@ class Layer:
                 return None
             for scope in scopes:
                 scope.counters.rules["unauthorized"] += 1
-            headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+            headers = dict(end_to_end(answer.headers.items()))
             return web.Response(status=answer.status, body=body, headers=headers)
 
     async def archived_digests(self, name):
@@ -599,9 +588,8 @@ class Layer:
                     await before_answer(answer.status)
                 await hold.let_go()
                 response = web.StreamResponse(status=answer.status, reason=answer.reason)
-                for key, value in answer.headers.items():
-                    if key.lower() not in HOP_BY_HOP:
-                        response.headers.add(key, value)
+                for key, value in end_to_end(answer.headers.items()):
+                    response.headers.add(key, value)
                 if answer.content_length is not None:
                     response.content_length = answer.content_length
                 elif "Content-Length" in answer.headers:

@@ -1,9 +1,10 @@
 //! Building and publishing: what the registry, the Engine and moto hold after a run.
 
 use super::{
-    ecr_client, fixture, moto_repository, registry_tags, run_image, skopeo_digest, skopeo_raw,
-    testbed, unique_repository, Run,
+    assert_nothing_created, ecr_client, fixture, json_shape, moto_repository, run_image,
+    skopeo_digest, skopeo_raw, testbed, unique_repository, Run,
 };
+use crate::assert_user_sees;
 
 const APP_DOCKERFILE: &str = "\
 ARG TARGETARCH
@@ -135,11 +136,9 @@ async fn two_platforms_become_one_index_under_every_tag() {
         .iter()
         .any(|t| t.key() == "created-by" && t.value() == "ecr-multiarch"));
     assert_eq!(result.json()["metadata"]["repository-created"], true);
-    assert!(
-        result.summary.contains("| `linux/arm64` | `sha256:"),
-        "{}",
-        result.summary
-    );
+    // What the user reads: the summary, and the outputs JSON a workflow parses.
+    assert_user_sees!("two_platforms_summary", &result.summary);
+    assert_user_sees!("two_platforms_outputs", json_shape(&result.json()));
 
     // Nothing changed: a second run yields the same digest.
     let again = Run::new(&repository, context.path())
@@ -180,13 +179,12 @@ async fn a_missing_repository_without_create_fails_clearly() {
     let context = fixture(&[("Dockerfile", APP_DOCKERFILE)]);
     let result = Run::new(&repository, context.path())
         .input("create-repository", "false")
+        .expect_exit(1)
         .run();
-    assert_eq!(result.code, 1, "{}", result.stdout);
     let error = result.error_line();
-    assert!(error.contains("does not exist"), "{error}");
     assert!(error.contains(&repository), "{error}");
-    assert!(moto_repository(&repository).await.is_none());
-    assert!(registry_tags(&repository).is_empty());
+    assert_user_sees!("missing_repository_error", error);
+    assert_nothing_created(&repository).await;
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::engines::ScratchEngine;
+use super::scratch_engine::ScratchEngine;
 use super::{
     fixture, layer_counters, skopeo, skopeo_digest, skopeo_raw, testbed, unique_repository, Run,
     RunResult,

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{ecr_client, http_client, required, unique_repository};
+use super::{create_moto_repository, ecr_client, http_client, required, unique_repository};
 
 /// The ECR API layer's control API, e.g. `http://127.0.0.1:5003/_ecr-api`.
 pub fn api_control() -> String {
@@ -278,12 +278,8 @@ async fn an_override_answers_in_order_the_last_repeating_and_calls_are_counted()
 async fn a_throttle_is_retried_by_the_sdk_and_an_override_narrows_to_a_digest_and_a_key() {
     let repository = unique_repository("api-throttle");
     let key = format!("AKIA{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    create_moto_repository(&repository).await;
     let ecr = ecr_client().await;
-    ecr.create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
     let digest = "sha256:00000000000000000000000000000000000000000000000000000000000000aa";
     Override::new("DescribeImageScanFindings")
         .repository(&repository)
@@ -390,13 +386,7 @@ async fn a_throttle_is_retried_by_the_sdk_and_an_override_narrows_to_a_digest_an
 #[tokio::test]
 async fn what_the_layer_does_not_answer_reaches_moto_and_comes_back_exactly() {
     let repository = unique_repository("api-pass");
-    ecr_client()
-        .await
-        .create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
+    create_moto_repository(&repository).await;
     // An override that does not match (no tag in the call) and one that forwards.
     Override::new("GetLifecyclePolicy")
         .repository(&repository)
@@ -513,12 +503,8 @@ async fn the_layer_holds_archive_status_and_ecr_lists_archived_images_only_when_
         ImageIdentifier, ImageStatus, ImageStatusFilter, ListImagesFilter, TargetStorageClass,
     };
     let repository = unique_repository("api-archive");
+    create_moto_repository(&repository).await;
     let ecr = ecr_client().await;
-    ecr.create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
     let mut digests = Vec::new();
     for tag in ["old", "new"] {
         // A small manifest, as moto records it (its digest is moto's own).

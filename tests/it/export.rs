@@ -6,11 +6,13 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::process::Command;
 
-use rstest::rstest;
+use rstest::{rstest, Context};
+
+use crate::assert_user_sees;
 
 use super::{
-    command, fixture, moto_repository, registry_tags, run_image, skopeo_raw, testbed,
-    unique_repository, Run, RunResult,
+    assert_refused_input, command, fixture, run_image, skopeo_raw, testbed, unique_repository, Run,
+    RunResult,
 };
 
 /// Each case makes `rootfs.diff_ids` name one layer twice (or more): no-op `RUN` steps give
@@ -95,22 +97,6 @@ async fn an_image_that_lists_a_layer_twice_is_pushed_whole(#[case] dockerfile: &
 
 const DOCKERFILE: &str = "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nFROM testbase/busybox:${TARGETARCH} AS app\nRUN true\n";
 
-/// Asserts a run refused `input` with one annotation and exit 1, and that nothing was created.
-async fn assert_refused(result: &RunResult, repository: &str, input: &str, message: &str) {
-    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    assert!(
-        error.starts_with(&format!("::error title=Invalid input {input}::")),
-        "{error}"
-    );
-    assert!(error.contains(message), "{error}");
-    assert!(
-        moto_repository(repository).await.is_none(),
-        "no repository created"
-    );
-    assert!(registry_tags(repository).is_empty(), "no tag pushed");
-}
-
 /// Refused before the repository is created (§5): a stage the Dockerfile does not have, and
 /// build args or labels too large for the Engine API's request URL.
 #[rstest]
@@ -119,6 +105,7 @@ async fn assert_refused(result: &RunResult, repository: &str, input: &str, messa
 #[case::large_labels("labels", &[("labels", &*format!("big={}\nsmall=x", "v".repeat(50_000)).leak())], "more than the limit of 48 KiB")]
 #[tokio::test]
 async fn refused_before_the_repository_is_created(
+    #[context] case: Context,
     #[case] input: &str,
     #[case] given: &[(&str, &str)],
     #[case] message: &str,
@@ -129,7 +116,8 @@ async fn refused_before_the_repository_is_created(
     for (name, value) in given {
         run.input(name, value);
     }
-    assert_refused(&run.run(), &repository, input, message).await;
+    let error = assert_refused_input(&run.run(), &repository, input, message).await;
+    assert_user_sees!(case.description.unwrap(), error);
 }
 
 /// An input the runner passes as bytes that are not UTF-8 (a variable) or a flag given so.
@@ -169,7 +157,8 @@ async fn an_input_that_is_not_utf8_is_refused_by_name(#[case] as_variable: bool)
         outputs: std::collections::BTreeMap::new(),
         summary: String::new(),
     };
-    assert_refused(&result, &repository, "labels", "not valid UTF-8").await;
+    let error = assert_refused_input(&result, &repository, "labels", "not valid UTF-8").await;
+    assert_user_sees!("labels_not_utf8", error);
 }
 
 /// The build's image name that a run logged as kept.

@@ -8,14 +8,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rstest::rstest;
+use rstest::{rstest, Context};
 use serde_json::{json, Value};
 
 use super::ecr_api::{api_calls, api_calls_where, Override};
 use super::{
-    fixture, moto_repository, registry_tags, skopeo_digest, skopeo_raw, testbed, unique_repository,
-    Run, RunResult,
+    assert_refused_input, fixture, registry_tags, skopeo_digest, skopeo_raw, testbed,
+    unique_repository, Run, RunResult,
 };
+use crate::assert_user_sees;
 
 const DOCKERFILE: &str = "\
 ARG TARGETARCH
@@ -54,11 +55,7 @@ fn push_platforms(
         .input("results-folder", folder.path().to_str().unwrap())
         .run();
     result.assert_success();
-    platform_digests(&result)
-}
-
-fn platform_digests(result: &RunResult) -> BTreeMap<String, String> {
-    serde_json::from_str(&result.outputs["platform-digests"]).unwrap()
+    result.platform_digests()
 }
 
 fn region() -> String {
@@ -89,6 +86,38 @@ async fn set_scan(repository: &str, digest: &str, status: &str, findings: Value)
         .await
         .expect("moto answers");
     assert!(answer.status().is_success(), "{}", answer.status());
+}
+
+/// [`set_scan`] for each child: `(platform, status, findings)`.
+async fn set_scans(
+    repository: &str,
+    children: &BTreeMap<String, String>,
+    scans: Vec<(&str, &str, Value)>,
+) {
+    for (platform, status, findings) in scans {
+        set_scan(repository, &children[platform], status, findings).await;
+    }
+}
+
+/// [`push_children`], then sets what their scans say: `(status, findings)` for `linux/amd64`,
+/// then for `linux/arm64`.
+async fn scanned_children(
+    repository: &str,
+    context: &Path,
+    mark: &str,
+    [amd64, arm64]: [(&str, Value); 2],
+) -> BTreeMap<String, String> {
+    let children = push_children(repository, context, mark);
+    set_scans(
+        repository,
+        &children,
+        vec![
+            ("linux/amd64", amd64.0, amd64.1),
+            ("linux/arm64", arm64.0, arm64.1),
+        ],
+    )
+    .await;
+    children
 }
 
 /// Basic findings: `(id, severity, package, version)`.
@@ -145,8 +174,7 @@ fn vulnerabilities(result: &RunResult) -> Value {
 }
 
 fn gate_metadata(result: &RunResult) -> Value {
-    let metadata: Value = serde_json::from_str(&result.outputs["metadata"]).unwrap();
-    metadata["vulnerability-gate"].clone()
+    result.metadata()["vulnerability-gate"].clone()
 }
 
 fn ignore_file(dir: &Path, entries: &str) -> String {
@@ -173,62 +201,40 @@ fn assert_no_tag(repository: &str, children: &BTreeMap<String, String>) {
 async fn a_high_finding_on_arm64_refuses_and_moves_no_tag() {
     let repository = unique_repository("gate-high");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "high");
-    set_scan(
+    let children = scanned_children(
         &repository,
-        &children["linux/amd64"],
-        "COMPLETE",
-        basic(&[("CVE-2026-0101", "MEDIUM", "zlib", "1.2")]),
-    )
-    .await;
-    set_scan(
-        &repository,
-        &children["linux/arm64"],
-        "COMPLETE",
-        basic(&[("CVE-2026-0102", "HIGH", "openssl", "3.0.1")]),
+        context.path(),
+        "high",
+        [
+            (
+                "COMPLETE",
+                basic(&[("CVE-2026-0101", "MEDIUM", "zlib", "1.2")]),
+            ),
+            (
+                "COMPLETE",
+                basic(&[("CVE-2026-0102", "HIGH", "openssl", "3.0.1")]),
+            ),
+        ],
     )
     .await;
 
     let refused = run(&repository, context.path(), "high")
         .input("vulnerability-gate", "HIGH")
+        .expect_exit(1)
         .run();
-    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
-    let error = refused.error_line();
-    assert!(
-        error.starts_with("::error title=Vulnerabilities found::"),
-        "{error}"
-    );
-    assert!(error.contains("`linux/arm64` (1 HIGH)"), "{error}");
-    assert!(
-        error.contains("CVE-2026-0102 (HIGH) in openssl 3.0.1"),
-        "{error}"
-    );
-    assert!(
-        !error.contains("linux/amd64"),
-        "only arm64 refuses: {error}"
-    );
+    // Only arm64 refuses, for its HIGH finding.
+    assert_user_sees!("high_finding_refused_error", refused.error_line());
     assert_eq!(
-        platform_digests_of_refusal(&refused),
+        serde_json::from_value::<BTreeMap<String, String>>(
+            refused.metadata()["platform-digests"].clone()
+        )
+        .unwrap(),
         children,
         "judged the children pushed"
     );
     assert_no_tag(&repository, &children);
-    // The summary's table per platform, and the outputs of a refused run.
-    assert!(
-        refused
-            .summary
-            .contains("#### Vulnerability gate: **refused**"),
-        "{}",
-        refused.summary
-    );
-    assert!(
-        refused
-            .summary
-            .contains("| CVE-2026-0102 | HIGH | openssl | 3.0.1 | - | refuses |"),
-        "{}",
-        refused.summary
-    );
-    assert!(refused.summary.contains("**No tag moved.**"));
+    // The summary's table per platform ("refused", "No tag moved"), and the outputs.
+    assert_user_sees!("high_finding_refused_summary", &refused.summary);
     let counts = vulnerabilities(&refused);
     assert_eq!(counts["linux/arm64"]["HIGH"], 1);
     assert_eq!(counts["linux/amd64"]["MEDIUM"], 1);
@@ -243,11 +249,7 @@ async fn a_high_finding_on_arm64_refuses_and_moves_no_tag() {
         skopeo_digest(&repository, "latest"),
         Some(passed.outputs["digest"].clone())
     );
-    assert!(
-        passed.summary.contains("#### Vulnerability gate: passed"),
-        "{}",
-        passed.summary
-    );
+    assert_user_sees!("high_finding_passed_summary", &passed.summary);
     assert_eq!(vulnerabilities(&passed)["linux/arm64"]["HIGH"], 1);
     let calls = &gate_metadata(&passed)["ecr-api-calls"];
     assert_eq!(calls["GetRegistryScanningConfiguration"], 1, "{calls}");
@@ -256,22 +258,21 @@ async fn a_high_finding_on_arm64_refuses_and_moves_no_tag() {
     assert!(calls.get("StartImageScan").is_none(), "{calls}");
 }
 
-fn platform_digests_of_refusal(result: &RunResult) -> BTreeMap<String, String> {
-    let metadata: Value = serde_json::from_str(&result.outputs["metadata"]).unwrap();
-    serde_json::from_value(metadata["platform-digests"].clone()).unwrap()
-}
-
 #[tokio::test]
 async fn an_ignore_entry_lets_a_finding_through_until_it_expires() {
     let repository = unique_repository("gate-ignore");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "ignore");
-    set_scan(&repository, &children["linux/amd64"], "COMPLETE", clean()).await;
-    set_scan(
+    let children = scanned_children(
         &repository,
-        &children["linux/arm64"],
-        "COMPLETE",
-        basic(&[("CVE-2026-0201", "HIGH", "openssl", "3.0.1")]),
+        context.path(),
+        "ignore",
+        [
+            ("COMPLETE", clean()),
+            (
+                "COMPLETE",
+                basic(&[("CVE-2026-0201", "HIGH", "openssl", "3.0.1")]),
+            ),
+        ],
     )
     .await;
     let files = tempfile::tempdir().unwrap();
@@ -283,8 +284,8 @@ async fn an_ignore_entry_lets_a_finding_through_until_it_expires() {
     let refused = run(&repository, context.path(), "ignore")
         .input("vulnerability-gate", "high")
         .input("vulnerability-ignore", &expired)
+        .expect_exit(1)
         .run();
-    assert_eq!(refused.code, 1, "{}", refused.stdout);
     assert!(
         refused.stdout.contains(
             "::warning::`vulnerability-ignore` entry `CVE-2026-0201` expired on 2020-01-31"
@@ -308,11 +309,8 @@ async fn an_ignore_entry_lets_a_finding_through_until_it_expires() {
         skopeo_digest(&repository, "latest"),
         Some(passed.outputs["digest"].clone())
     );
-    assert!(
-        passed.summary.contains("| CVE-2026-0201 | HIGH | openssl | 3.0.1 | - | ignored until 2999-12-31: only in the test tooling |"),
-        "{}",
-        passed.summary
-    );
+    // `ignored until 2999-12-31: only in the test tooling`
+    assert_user_sees!("ignored_finding_summary", &passed.summary);
     assert_eq!(vulnerabilities(&passed)["linux/arm64"]["HIGH"], 0);
     assert_eq!(vulnerabilities(&passed)["linux/arm64"]["ignored"], 1);
     let finding = &gate_metadata(&passed)["platforms"]["linux/arm64"]["findings"][0];
@@ -345,12 +343,8 @@ async fn a_clean_scan_started_by_the_gate_passes() {
     // moto's registry scans basic with no scan-on-push rule: the gate started each scan.
     assert_eq!(gate["ecr-api-calls"]["StartImageScan"], 2, "{gate}");
     assert_eq!(gate["platforms"]["linux/arm64"]["scan-status"], "COMPLETE");
-    assert!(
-        passed.summary.contains("| `linux/arm64` | `"),
-        "{}",
-        passed.summary
-    );
-    let metadata: Value = serde_json::from_str(&passed.outputs["metadata"]).unwrap();
+    assert_user_sees!("clean_scan_summary", &passed.summary);
+    let metadata = passed.metadata();
     assert!(metadata["timings-ms"]["vulnerability_gate"].is_u64());
 }
 
@@ -376,13 +370,8 @@ async fn a_scan_that_never_completes_is_exit_2_after_the_timeout() {
         .run();
     let took = started.elapsed();
     assert_eq!(result.code, 2, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Vulnerability scan timed out::"),
-        "{error}"
-    );
-    assert!(error.contains("`scan-timeout` (4 s)"), "{error}");
-    assert!(error.contains("`linux/amd64`: IN_PROGRESS"), "{error}");
+    result.error("Vulnerability scan timed out");
+    assert_user_sees!("scan_timed_out_error", result.error_line());
     assert!(took.as_secs() < 60, "gave up in time: {took:?}");
     assert_no_tag(&repository, &children);
 }
@@ -399,16 +388,16 @@ async fn a_scan_ecr_could_not_do_refuses_with_its_status(#[case] status: &str) {
     let result = run(&repository, context.path(), "failed")
         .input("platforms", "linux/amd64")
         .input("vulnerability-gate", "critical")
+        .expect_exit(1)
         .run();
-    assert_eq!(result.code, 1, "{}", result.stdout);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Vulnerability scan failed for linux/amd64::"),
-        "{error}"
-    );
+    let error = result.error("Vulnerability scan failed for linux/amd64");
     assert!(
         error.contains(&format!("{status}: the scan says {status}")),
         "{error}"
+    );
+    assert_user_sees!(
+        format!("scan_{}_error", status.to_lowercase()),
+        result.error_line()
     );
     assert_no_tag(&repository, &children);
 }
@@ -417,45 +406,32 @@ async fn a_scan_ecr_could_not_do_refuses_with_its_status(#[case] status: &str) {
 async fn ignore_unfixed_lets_an_unfixable_critical_through_and_not_a_fixable_one() {
     let repository = unique_repository("gate-unfixed");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let children = push_children(&repository, context.path(), "unfixed");
-    set_scan(
+    let children = scanned_children(
         &repository,
-        &children["linux/amd64"],
-        "COMPLETE",
-        enhanced(&[("CVE-2026-0301", "CRITICAL", "NO", "")]),
-    )
-    .await;
-    set_scan(
-        &repository,
-        &children["linux/arm64"],
-        "ACTIVE",
-        enhanced(&[("CVE-2026-0302", "CRITICAL", "YES", "1.1")]),
+        context.path(),
+        "unfixed",
+        [
+            (
+                "COMPLETE",
+                enhanced(&[("CVE-2026-0301", "CRITICAL", "NO", "")]),
+            ),
+            (
+                "ACTIVE",
+                enhanced(&[("CVE-2026-0302", "CRITICAL", "YES", "1.1")]),
+            ),
+        ],
     )
     .await;
     let refused = run(&repository, context.path(), "unfixed")
         .input("vulnerability-gate", "high")
         .input("vulnerability-ignore-unfixed", "true")
+        .expect_exit(1)
         .run();
-    assert_eq!(refused.code, 1, "{}", refused.stdout);
-    let error = refused.error_line();
-    assert!(error.contains("`linux/arm64` (1 CRITICAL)"), "{error}");
-    assert!(
-        error.contains("CVE-2026-0302 (CRITICAL) in libexample 1.0, fixed in 1.1"),
-        "{error}"
-    );
-    assert!(
-        !error.contains("CVE-2026-0301"),
-        "the unfixable one passes: {error}"
-    );
+    // The fixable one refuses; the unfixable one passes, `no fix available`.
+    assert_user_sees!("unfixed_refused_error", refused.error_line());
+    assert_user_sees!("unfixed_refused_summary", &refused.summary);
     assert_eq!(vulnerabilities(&refused)["linux/amd64"]["ignored"], 1);
     assert_eq!(vulnerabilities(&refused)["linux/amd64"]["CRITICAL"], 0);
-    assert!(
-        refused
-            .summary
-            .contains("| CVE-2026-0301 | CRITICAL | libexample | 1.0 | - | no fix available"),
-        "{}",
-        refused.summary
-    );
     assert_no_tag(&repository, &children);
 }
 
@@ -482,21 +458,26 @@ async fn a_merge_run_gates_the_children_of_two_platform_only_runs() {
             "{}",
             result.stdout
         );
-        children.extend(platform_digests(&result));
+        children.extend(result.platform_digests());
     }
-    set_scan(&repository, &children["linux/amd64"], "COMPLETE", clean()).await;
-    set_scan(
+    set_scans(
         &repository,
-        &children["linux/arm64"],
-        "COMPLETE",
-        basic(&[("CVE-2026-0401", "CRITICAL", "busybox", "1.35")]),
+        &children,
+        vec![
+            ("linux/amd64", "COMPLETE", clean()),
+            (
+                "linux/arm64",
+                "COMPLETE",
+                basic(&[("CVE-2026-0401", "CRITICAL", "busybox", "1.35")]),
+            ),
+        ],
     )
     .await;
     let merge = |ignore: Option<&str>| {
         let mut run = Run::new(&repository, Path::new("/nonexistent/context"));
         run.input("merge", results.path().to_str().unwrap())
             .input("vulnerability-gate", "high")
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+            .engine("unix:///nonexistent/docker.sock");
         if let Some(file) = ignore {
             run.input("vulnerability-ignore", file);
         }
@@ -504,12 +485,7 @@ async fn a_merge_run_gates_the_children_of_two_platform_only_runs() {
     };
     let refused = merge(None);
     assert_eq!(refused.code, 1, "{}", refused.stdout);
-    let error = refused.error_line();
-    assert!(
-        error.starts_with("::error title=Vulnerabilities found::"),
-        "{error}"
-    );
-    assert!(error.contains("`linux/arm64` (1 CRITICAL)"), "{error}");
+    assert_user_sees!("merge_refused_error", refused.error_line());
     assert_no_tag(&repository, &children);
 
     let files = tempfile::tempdir().unwrap();
@@ -523,7 +499,7 @@ async fn a_merge_run_gates_the_children_of_two_platform_only_runs() {
         skopeo_digest(&repository, "latest"),
         Some(passed.outputs["digest"].clone())
     );
-    assert_eq!(platform_digests(&passed), children);
+    assert_eq!(passed.platform_digests(), children);
 }
 
 #[tokio::test]
@@ -535,15 +511,20 @@ async fn a_skipped_build_is_judged_on_todays_findings() {
         .input("skip-unchanged", "true")
         .run();
     first.assert_success();
-    let children = platform_digests(&first);
+    let children = first.platform_digests();
     let index = first.outputs["digest"].clone();
     // A new CVE is published for what the image holds.
-    set_scan(&repository, &children["linux/amd64"], "COMPLETE", clean()).await;
-    set_scan(
+    set_scans(
         &repository,
-        &children["linux/arm64"],
-        "COMPLETE",
-        basic(&[("CVE-2026-0501", "HIGH", "musl", "1.2.3")]),
+        &children,
+        vec![
+            ("linux/amd64", "COMPLETE", clean()),
+            (
+                "linux/arm64",
+                "COMPLETE",
+                basic(&[("CVE-2026-0501", "HIGH", "musl", "1.2.3")]),
+            ),
+        ],
     )
     .await;
 
@@ -577,7 +558,7 @@ async fn a_skipped_build_is_judged_on_todays_findings() {
         .input("vulnerability-ignore", &ignore)
         .run();
     passed.assert_success();
-    let metadata: Value = serde_json::from_str(&passed.outputs["metadata"]).unwrap();
+    let metadata = passed.metadata();
     assert_eq!(metadata["build"]["skipped"], true, "no build either time");
     assert_eq!(passed.outputs["digest"], index);
     assert_eq!(skopeo_digest(&repository, "v2"), Some(index));
@@ -597,6 +578,7 @@ async fn a_skipped_build_is_judged_on_todays_findings() {
 #[case::timeout_not_a_duration("scan-timeout", &[("vulnerability-gate", "high"), ("scan-timeout", "ten minutes")], "is not a duration")]
 #[tokio::test]
 async fn bad_gate_input_fails_before_any_side_effect(
+    #[context] case: Context,
     #[case] input: &str,
     #[case] given: &[(&str, &str)],
     #[case] message: &str,
@@ -616,19 +598,8 @@ async fn bad_gate_input_fails_before_any_side_effect(
         };
         run.input(name, &value);
     }
-    let result = run.run();
-    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    assert!(
-        error.starts_with(&format!("::error title=Invalid input {input}::")),
-        "{error}"
-    );
-    assert!(error.contains(message), "{error}");
-    assert!(result.outputs.is_empty(), "no outputs on failure");
-    assert!(
-        moto_repository(&repository).await.is_none(),
-        "no repository created"
-    );
+    let error = assert_refused_input(&run.run(), &repository, input, message).await;
+    assert_user_sees!(case.description.unwrap(), error);
 }
 
 // What moto cannot answer, scripted through the testbed's ECR API layer (`Override`): a scan
@@ -860,13 +831,10 @@ async fn enhanced_scanning_with_no_rule_for_the_repository_says_so_at_once() {
         .input("platforms", "linux/amd64")
         .input("vulnerability-gate", "critical")
         .env("AWS_ACCESS_KEY_ID", &key)
+        .expect_exit(1)
         .run();
-    assert_eq!(result.code, 1, "{}", result.stdout);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Repository not scanned::"),
-        "{error}"
-    );
+    let error = result.error("Repository not scanned");
+    assert_user_sees!("no_rule_error", result.error_line());
     assert!(
         error.contains(&format!(
             "none of its rules covers repository `{repository}`"

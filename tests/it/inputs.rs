@@ -1,12 +1,10 @@
 //! Bad input ends the run with exit 1 and one `::error` naming the input, before anything is
 //! created or pushed.
 
-use rstest::rstest;
+use rstest::{rstest, Context};
 
-use ecr_multiarch::ecr::Ecr;
-use ecr_multiarch::inputs::{Args, Request};
-
-use super::{ecr_client, fixture, moto_repository, registry_tags, unique_repository, Run};
+use super::{assert_refused_input, fixture, unique_repository, Run};
+use crate::assert_user_sees;
 
 const DOCKERFILE: &str = "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\n";
 
@@ -118,6 +116,7 @@ const FILTERS: &str = "image-tag-mutability-exclusion-filters";
 #[case::engine_twice("engines", &[("engines", "linux/arm64=tcp://a:2376,linux/arm64/v8=tcp://b:2376")], "`linux/arm64` is given an Engine twice")]
 #[tokio::test]
 async fn bad_input_fails_before_any_side_effect(
+    #[context] case: Context,
     #[case] input: &str,
     #[case] given: &[(&str, &str)],
     #[case] message: &str,
@@ -128,20 +127,8 @@ async fn bad_input_fails_before_any_side_effect(
     for (name, value) in given {
         run.input(name, value);
     }
-    let result = run.run();
-    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    assert!(
-        error.starts_with(&format!("::error title=Invalid input {input}::")),
-        "{error}"
-    );
-    assert!(error.contains(message), "{error}");
-    assert!(result.outputs.is_empty(), "no outputs on failure");
-    assert!(
-        moto_repository(&repository).await.is_none(),
-        "no repository created"
-    );
-    assert!(registry_tags(&repository).is_empty(), "no tag pushed");
+    let error = assert_refused_input(&run.run(), &repository, input, message).await;
+    assert_user_sees!(case.description.unwrap(), error);
 }
 
 #[tokio::test]
@@ -150,14 +137,9 @@ async fn a_symlink_out_of_the_context_is_refused_before_any_side_effect() {
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
     std::os::unix::fs::symlink("/etc/passwd", context.path().join("passwd")).unwrap();
     let result = Run::new(&repository, context.path()).run();
-    assert_eq!(result.code, 1);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Invalid input context::"),
-        "{error}"
-    );
-    assert!(error.contains("outside the build context"), "{error}");
-    assert!(moto_repository(&repository).await.is_none());
+    let error =
+        assert_refused_input(&result, &repository, "context", "outside the build context").await;
+    assert_user_sees!("symlink_out_of_the_context", error);
 }
 
 #[test]
@@ -170,29 +152,9 @@ fn flags_win_over_input_variables() {
         .input("network", "bridge")
         .flag("network", "none")
         .flag("platforms", "linux")
+        .expect_exit(1)
         .run();
-    assert_eq!(result.code, 1);
-    let error = result.error_line();
-    assert!(
-        error.starts_with("::error title=Invalid input platforms::"),
-        "{error}"
-    );
-}
-
-#[tokio::test]
-async fn an_unreachable_docker_engine_is_a_system_failure_before_any_side_effect() {
-    let repository = unique_repository("no-engine");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let result = Run::new(&repository, context.path())
-        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-        .run();
-    assert_eq!(result.code, 2, "{}", result.stdout);
-    let error = result.error_line();
-    assert!(
-        error.contains("cannot reach the Docker Engine at `unix:///nonexistent/docker.sock`"),
-        "{error}"
-    );
-    assert!(moto_repository(&repository).await.is_none());
+    result.error("Invalid input platforms");
 }
 
 #[test]
@@ -213,138 +175,4 @@ fn an_unreachable_ecr_endpoint_is_a_system_failure() {
         error.contains("check the AWS credentials and region"),
         "{error}"
     );
-}
-
-/// A request for `repository` with the given tag mutability inputs, as the action reads them.
-fn mutability_request(
-    repository: &str,
-    context: &std::path::Path,
-    mode: &str,
-    filters: &str,
-) -> Request {
-    Request::try_from(Args {
-        repository: Some(repository.to_owned()),
-        context: Some(context.to_str().unwrap().to_owned()),
-        aws_region: std::env::var("AWS_REGION").ok(),
-        image_tag_mutability: Some(mode.to_owned()),
-        image_tag_mutability_exclusion_filters: Some(filters.to_owned()),
-        ..Args::default()
-    })
-    .expect("valid inputs")
-}
-
-/// The mode and filters moto holds for a repository.
-async fn moto_mutability(repository: &str) -> (String, Vec<String>) {
-    let described = moto_repository(repository)
-        .await
-        .expect("the repository exists");
-    (
-        described
-            .image_tag_mutability()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default(),
-        described
-            .image_tag_mutability_exclusion_filters()
-            .iter()
-            .map(|f| {
-                assert_eq!(f.filter_type().as_str(), "WILDCARD");
-                f.filter().to_owned()
-            })
-            .collect(),
-    )
-}
-
-#[rstest]
-#[case::mutable("MUTABLE", "", &[])]
-#[case::immutable("IMMUTABLE", "", &[])]
-#[case::immutable_with_exclusion("IMMUTABLE_WITH_EXCLUSION", "latest\ndev-*", &["latest", "dev-*"])]
-#[case::mutable_with_exclusion("MUTABLE_WITH_EXCLUSION", "v*.*.*,stable", &["v*.*.*", "stable"])]
-#[tokio::test]
-async fn each_tag_mutability_mode_is_applied_when_creating(
-    #[case] mode: &str,
-    #[case] filters: &str,
-    #[case] expected_filters: &[&str],
-) {
-    let repository = unique_repository("mutability");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let request = mutability_request(&repository, context.path(), mode, filters);
-    let ecr = Ecr::connect(&request.ecr_connection()).await;
-    let ensured = ecr
-        .ensure_repository(&request.wanted_repository())
-        .await
-        .expect("created");
-    assert!(ensured.created);
-    assert_eq!(ensured.mutability, request.image_tag_mutability);
-    // What ECR (moto) now holds, read with a client of its own.
-    let (held_mode, held_filters) = moto_mutability(&repository).await;
-    assert_eq!(held_mode, mode);
-    assert_eq!(held_filters, expected_filters);
-}
-
-#[tokio::test]
-async fn an_existing_repository_keeps_its_mutability_and_reports_it() {
-    let repository = unique_repository("mutability-existing");
-    ecr_client()
-        .await
-        .create_repository()
-        .repository_name(&repository)
-        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
-        .image_tag_mutability_exclusion_filters(
-            aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
-                .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
-                .filter("latest")
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    // The inputs ask for something else: they apply only when creating.
-    let request = mutability_request(&repository, context.path(), "MUTABLE", "");
-    let ensured = Ecr::connect(&request.ecr_connection())
-        .await
-        .ensure_repository(&request.wanted_repository())
-        .await
-        .expect("exists");
-    assert!(!ensured.created);
-    assert_eq!(
-        ensured.mutability.to_string(),
-        "IMMUTABLE_WITH_EXCLUSION (latest)"
-    );
-    assert!(!ensured.mutability.is_immutable("latest"));
-    assert!(ensured.mutability.is_immutable("v1.0.0"));
-    assert_eq!(
-        moto_mutability(&repository).await,
-        (
-            "IMMUTABLE_WITH_EXCLUSION".to_owned(),
-            vec!["latest".to_owned()]
-        )
-    );
-}
-
-#[tokio::test]
-async fn the_action_creates_the_repository_with_the_exclusion_filters() {
-    let repository = unique_repository("mutability-run");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let result = Run::new(&repository, context.path())
-        .input("platforms", "linux/amd64")
-        .input("tags", "v1.0.0,latest")
-        .input("image-tag-mutability", "IMMUTABLE_WITH_EXCLUSION")
-        .input("image-tag-mutability-exclusion-filters", "latest, dev-*")
-        .run();
-    result.assert_success();
-    assert_eq!(result.json()["metadata"]["repository-created"], true);
-    assert_eq!(
-        moto_mutability(&repository).await,
-        (
-            "IMMUTABLE_WITH_EXCLUSION".to_owned(),
-            vec!["latest".to_owned(), "dev-*".to_owned()]
-        )
-    );
-    // Only the requested tags, as arch tags are off by default (plus today's build tag).
-    let mut tags = registry_tags(&repository);
-    tags.retain(|t| !t.starts_with("build-"));
-    tags.sort();
-    assert_eq!(tags, vec!["latest", "v1.0.0"]);
 }

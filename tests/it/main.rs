@@ -22,11 +22,13 @@ mod engines;
 mod export;
 mod fidelity;
 mod gate;
+mod github;
 mod inputs;
 mod merge;
 mod push;
 mod registry;
 mod repository_settings;
+mod scratch_engine;
 mod tags;
 mod testbed;
 
@@ -223,6 +225,26 @@ impl RunResult {
         serde_json::from_str(text).expect("the metadata output is JSON")
     }
 
+    /// The `platform-digests` output: platform -> digest.
+    pub fn platform_digests(&self) -> BTreeMap<String, String> {
+        let text = self.outputs.get("platform-digests").unwrap_or_else(|| {
+            panic!(
+                "no `platform-digests` output\nstdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        });
+        serde_json::from_str(text).expect("the platform-digests output is JSON")
+    }
+
+    /// The message of the one `::error` line, which must have the title `title`.
+    pub fn error(&self, title: &str) -> String {
+        let line = self.error_line();
+        let prefix = format!("::error title={title}::");
+        line.strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("expected an error titled `{title}`: {line}"))
+            .to_owned()
+    }
+
     /// The one `::error` line.
     pub fn error_line(&self) -> String {
         let lines: Vec<&str> = self
@@ -243,11 +265,23 @@ impl RunResult {
 
 /// A run of `ecr-multiarch` as a GitHub runner would start it (inputs as `INPUT_*`, hyphens
 /// kept) or as a CLI user would (flags).
+///
+/// A test reads like the workflow it stands for:
+///
+/// ```ignore
+/// let refused = Run::new(&repository, context.path())
+///     .input("platforms", "linux/arm64")
+///     .input("vulnerability-gate", "high")
+///     .expect_exit(1)
+///     .run();
+/// assert_user_sees!("a_high_finding", refused.error_line());
+/// ```
 pub struct Run {
     inputs: BTreeMap<String, String>,
     flags: Vec<String>,
     env: BTreeMap<String, String>,
     github: bool,
+    expected_exit: Option<i32>,
 }
 
 impl Run {
@@ -258,6 +292,7 @@ impl Run {
             flags: Vec::new(),
             env: BTreeMap::new(),
             github: true,
+            expected_exit: None,
         };
         run.input("repository", repository)
             .input("context", context.to_str().unwrap())
@@ -274,6 +309,18 @@ impl Run {
     /// An environment variable, e.g. the runner's `GITHUB_REF`.
     pub fn env(&mut self, name: &str, value: &str) -> &mut Run {
         self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The Docker Engine the run builds on (its `DOCKER_HOST`), instead of the one under test.
+    pub fn engine(&mut self, host: &str) -> &mut Run {
+        self.env("DOCKER_HOST", host)
+    }
+
+    /// The exit code the run must end with ([`Run::run`] fails the test, with the run's output,
+    /// on any other).
+    pub fn expect_exit(&mut self, code: i32) -> &mut Run {
+        self.expected_exit = Some(code);
         self
     }
 
@@ -310,12 +357,20 @@ impl Run {
     pub fn run(&self) -> RunResult {
         let files = tempfile::tempdir().unwrap();
         let output = self.command(files.path()).output().unwrap();
-        RunResult::read(
+        let result = RunResult::read(
             output.status,
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
             files.path(),
-        )
+        );
+        if let Some(code) = self.expected_exit {
+            assert_eq!(
+                result.code, code,
+                "the run's exit code\nstdout:\n{}\nstderr:\n{}",
+                result.stdout, result.stderr
+            );
+        }
+        result
     }
 
     /// Starts the run and hands its stdout over line by line while it runs.
@@ -543,6 +598,92 @@ pub async fn moto_repository(name: &str) -> Option<aws_sdk_ecr::types::Repositor
         }
         Err(e) => panic!("moto DescribeRepositories failed: {e:?}"),
     }
+}
+
+/// Asserts that a refused run left nothing behind: no repository in moto, no tag in the
+/// registry.
+pub async fn assert_nothing_created(repository: &str) {
+    assert!(
+        moto_repository(repository).await.is_none(),
+        "no repository created"
+    );
+    assert!(registry_tags(repository).is_empty(), "no tag pushed");
+}
+
+/// Asserts a run refused `input` as every bad input is refused: exit 1, one `::error` titled
+/// `Invalid input <input>` whose message says `message`, no outputs, and nothing created.
+/// Answers the error line, for a snapshot of what the user reads.
+pub async fn assert_refused_input(
+    result: &RunResult,
+    repository: &str,
+    input: &str,
+    message: &str,
+) -> String {
+    assert_eq!(result.code, 1, "{}\n{}", result.stdout, result.stderr);
+    let error = result.error(&format!("Invalid input {input}"));
+    assert!(error.contains(message), "{error}");
+    assert!(result.outputs.is_empty(), "no outputs on failure");
+    assert_nothing_created(repository).await;
+    result.error_line()
+}
+
+/// Snapshot settings for what a user sees (annotations, the summary, stdout), so that one
+/// snapshot holds on every engine and every run: digests, the tests' random repository names,
+/// temporary folders, the engine's address, and the timings, sizes and layer counts of the
+/// summary's tables (which differ by engine or run) are replaced by placeholders.
+/// Everything else is compared to the letter.
+pub fn user_view() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_snapshot_path("snapshots");
+    for (pattern, placeholder) in [
+        (r"sha256:[0-9a-f]{64}", "sha256:[digest]"),
+        (r"it/([a-z0-9-]+)-[0-9a-f]{10}\b", "it/$1-[id]"),
+        (r"/tmp/\.tmp[A-Za-z0-9]+", "[tmp]"),
+        (r"unix:///var/run/testbed-docker[^ `|]*\.sock", "[engine]"),
+        // Summary table cells only: a time or size in a message is the user's and stays.
+        (r"\b\d+\.\d s \|", "[time] |"),
+        (r"\b\d+(\.\d+)? (B|kB|MB|GB) \|", "[size] |"),
+        // Which platform uploads a layer both share, and which reuses it, is a race.
+        (r"\| \d+ / \d+ \|", "| [uploaded] / [reused] |"),
+    ] {
+        settings.add_filter(pattern, placeholder);
+    }
+    settings
+}
+
+/// The shape of a JSON value, for a snapshot of what a workflow reads from it: every key kept,
+/// every string, number and boolean replaced by its type's name.
+pub fn json_shape(value: &serde_json::Value) -> String {
+    fn shape(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::Null => Value::Null,
+            Value::Bool(_) => "boolean".into(),
+            Value::Number(_) => "number".into(),
+            Value::String(_) => "string".into(),
+            Value::Array(items) => items.iter().map(shape).collect(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        }
+    }
+    serde_json::to_string_pretty(&shape(value)).unwrap()
+}
+
+/// `insta::assert_snapshot!` with [`user_view`]'s placeholders; the snapshot is named
+/// `<test file>__<name>`.
+#[macro_export]
+macro_rules! assert_user_sees {
+    ($name:expr, $value:expr) => {
+        $crate::user_view().bind(|| {
+            insta::assert_snapshot!(
+                format!("{}__{}", module_path!().rsplit("::").next().unwrap(), $name),
+                $value
+            )
+        })
+    };
 }
 
 /// A build context folder with the given files.

@@ -1,19 +1,14 @@
 //! Split builds (issue 10): `platform-only` runs on different Engines push by digest and tag
 //! nothing; a `merge` run, with no Engine and no Dockerfile, joins their images into one index
-//! under the tags, refuses what does not fit, and is a no-op when run again; and one run with
-//! `engines` builds each platform on an Engine of its own, at the same time.
+//! under the tags, refuses what does not fit, and is a no-op when run again.
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rstest::rstest;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::engines::{tls_files, ScratchEngine};
+use super::github::{on_tag, GitHubApi};
 use super::{
     engine_setting, fixture, layer_counters, moto_repository, registry_tags, run_image,
     skopeo_digest, skopeo_raw, testbed, unique_repository, Run, RunResult,
@@ -456,21 +451,13 @@ async fn a_merge_run_again_is_a_no_op(#[case] mutability: &str) {
 
 #[tokio::test]
 async fn a_merge_tags_releases_and_tells_github_as_a_one_job_run() {
-    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
     let repository = unique_repository("merge-release");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
     let results = tempfile::tempdir().unwrap();
-    let api = MockServer::start().await;
+    let api = GitHubApi::start().await;
     let release = |run: &mut Run| {
-        run.input("tag-rules", "semver\nlatest=auto")
-            .input("github-token", "ghs_test_token")
-            .env("GITHUB_API_URL", &api.uri())
-            .env("GITHUB_REPOSITORY", "octo/app")
-            .env("GITHUB_REF", "refs/tags/v2.1.0")
-            .env("GITHUB_REF_NAME", "v2.1.0")
-            .env("GITHUB_REF_TYPE", "tag")
-            .env("GITHUB_SHA", SHA)
-            .env("GITHUB_EVENT_NAME", "push");
+        run.input("tag-rules", "semver\nlatest=auto");
+        on_tag(api.told_by(run), "v2.1.0", "push");
     };
     // The platform jobs: tags from the rules, but nothing tagged and nothing told to GitHub.
     for platform in ["linux/amd64", "linux/arm64"] {
@@ -485,29 +472,10 @@ async fn a_merge_tags_releases_and_tells_github_as_a_one_job_run() {
         release(&mut run);
         run.run().assert_success();
     }
-    assert!(api.received_requests().await.unwrap().is_empty());
+    assert!(api.requests().await.is_empty());
     assert_eq!(registry_tags(&repository), Vec::<String>::new());
 
-    Mock::given(method("POST"))
-        .and(path(format!("/repos/octo/app/statuses/{SHA}")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 1})))
-        .expect(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/repos/octo/app/releases/tags/v2.1.0"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 7, "body": "Notes"})),
-        )
-        .expect(1)
-        .mount(&api)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/octo/app/releases/7"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"id": 7})))
-        .expect(1)
-        .mount(&api)
-        .await;
+    api.expect_status_and_release(7, "Notes", 1).await;
     let mut run = merge(&repository, results.path().to_str().unwrap());
     release(&mut run);
     let merged = run.run();
@@ -520,208 +488,14 @@ async fn a_merge_tags_releases_and_tells_github_as_a_one_job_run() {
     for tag in &tags {
         assert_eq!(skopeo_digest(&repository, tag).as_ref(), Some(digest));
     }
-    let requests = api.received_requests().await.unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let status = api.body(0).await;
     assert_eq!(status["description"], format!("pushed index {digest}"));
-    let notes: serde_json::Value = serde_json::from_slice(&requests[2].body).unwrap();
+    let notes = api.body(2).await;
     let notes = notes["body"].as_str().unwrap();
     assert!(notes.contains(&format!("- Digest: `{digest}`")), "{notes}");
     assert!(
         notes.contains("- Platforms: `linux/amd64`, `linux/arm64`"),
         "{notes}"
     );
-    api.verify().await;
-}
-
-/// A place both builds' `RUN` steps must reach at the same moment: it answers no request
-/// until requests from both platforms are waiting (`together`), or, after two minutes, the
-/// one that is (`alone`). Builds that ran one after the other cannot pass it.
-struct Rendezvous {
-    port: u16,
-    met: std::thread::JoinHandle<Vec<String>>,
-}
-
-impl Rendezvous {
-    fn start() -> Rendezvous {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let met = std::thread::spawn(move || {
-            listener.set_nonblocking(true).unwrap();
-            let deadline = Instant::now() + Duration::from_mins(2);
-            let mut waiting: Vec<(TcpStream, String)> = Vec::new();
-            while waiting.len() < 2 && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        let mut line = String::new();
-                        BufReader::new(&stream).read_line(&mut line).unwrap();
-                        // `GET /<arch> HTTP/1.1`
-                        let arch = line.split(' ').nth(1).unwrap_or("").trim_start_matches('/');
-                        waiting.push((stream, arch.to_owned()));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-            let word = if waiting.len() == 2 {
-                "together"
-            } else {
-                "alone"
-            };
-            let arches: Vec<String> = waiting.iter().map(|(_, arch)| arch.clone()).collect();
-            for (mut stream, _) in waiting {
-                let body = format!("{word}\n");
-                let _ = write!(
-                    stream,
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-            arches
-        });
-        Rendezvous { port, met }
-    }
-}
-
-#[tokio::test]
-async fn engines_build_each_platform_on_its_own_engine_at_the_same_time() {
-    let repository = unique_repository("engines");
-    let amd64_host = testbed().engine.host.clone();
-    let arm64_host = match testbed().engine.name.as_str() {
-        "system" => engine_setting("28.5-classic", "HOST"),
-        _ => engine_setting("system", "HOST"),
-    };
-    let rendezvous = Rendezvous::start();
-    let context = fixture(&[(
-        "Dockerfile",
-        "ARG TARGETARCH\nFROM testbase/busybox:${TARGETARCH}\nARG TARGETARCH\nARG RENDEZVOUS\n\
-         RUN wget -q -O /met \"http://127.0.0.1:${RENDEZVOUS}/${TARGETARCH}\" && grep -qx together /met\n\
-         CMD [\"cat\", \"/met\"]\n",
-    )]);
-    let result = Run::new(&repository, context.path())
-        .input(
-            "engines",
-            &format!("linux/amd64={amd64_host}\nlinux/arm64={arm64_host}"),
-        )
-        .input("build-args", &format!("RENDEZVOUS={}", rendezvous.port))
-        .input("no-cache", "true")
-        // Every platform has its Engine: the default one is never asked.
-        .env("DOCKER_HOST", NO_ENGINE)
-        .run();
-    let met = rendezvous.met.join().unwrap();
-    result.assert_success();
-    let mut met_sorted = met.clone();
-    met_sorted.sort();
-    assert_eq!(
-        met_sorted,
-        ["amd64", "arm64"],
-        "both RUN steps waited together"
-    );
-
-    let metadata = result.metadata();
-    assert_eq!(
-        metadata["platforms"]["linux/amd64"]["engine"],
-        amd64_host.as_str()
-    );
-    assert_eq!(
-        metadata["platforms"]["linux/arm64"]["engine"],
-        arm64_host.as_str()
-    );
-    let timings = &metadata["timings-ms"];
-    eprintln!(
-        "engines: linux/amd64 on {amd64_host} built in {} ms, linux/arm64 on {arm64_host} in {} ms, whole run {} ms; RUN steps met in the order {met:?}",
-        timings["build"]["linux/amd64"], timings["build"]["linux/arm64"], timings["total"]
-    );
-    // QEMU goes only to the Engine that builds a platform its CPU cannot run.
-    let qemu: Vec<&str> = result
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("[qemu] on "))
-        .collect();
-    assert_eq!(qemu.len(), 1, "{}", result.stdout);
-    assert!(qemu[0].contains(&format!("at `{arm64_host}`")), "{qemu:?}");
-    for (host, platform) in [(&amd64_host, "linux/amd64"), (&arm64_host, "linux/arm64")] {
-        assert!(
-            result.stdout.contains(&format!("at `{host}`, "))
-                && result.stdout.contains(&format!(": builds {platform}")),
-            "{}",
-            result.stdout
-        );
-    }
-    let image = format!("{}/{repository}:latest", testbed().registry);
-    assert_eq!(run_image(&image, "linux/amd64", &[]), "together");
-    assert_eq!(run_image(&image, "linux/arm64", &[]), "together");
-}
-
-#[tokio::test]
-async fn a_tcp_engine_with_tls_builds_its_platform() {
-    let certs = tempfile::tempdir().unwrap();
-    tls_files(certs.path());
-    let engine = ScratchEngine::start_tls(
-        &testbed().engine.name,
-        &["testbase/busybox:arm64", "testbase/binfmt:latest"],
-        certs.path(),
-    );
-    let repository = unique_repository("engine-tls");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let run = |tls: bool| {
-        let mut run = Run::new(&repository, context.path());
-        run.input("platforms", "linux/arm64")
-            .input("engines", &format!("linux/arm64={}", engine.host));
-        if tls {
-            run.env("DOCKER_TLS_VERIFY", "1")
-                .env("DOCKER_CERT_PATH", certs.path().to_str().unwrap());
-        }
-        run.run()
-    };
-    // Without TLS, the Engine does not answer plain HTTP: nothing is created.
-    let plain = run(false);
-    assert_eq!(plain.code, 2, "{}\n{}", plain.stdout, plain.stderr);
-    assert!(
-        plain.error_line().contains(&engine.host),
-        "{}",
-        plain.stdout
-    );
-    assert!(moto_repository(&repository).await.is_none());
-
-    let result = run(true);
-    result.assert_success();
-    assert_eq!(
-        result.metadata()["platforms"]["linux/arm64"]["engine"],
-        engine.host.as_str()
-    );
-    let image = format!("{}/{repository}:latest", testbed().registry);
-    assert_eq!(run_image(&image, "linux/arm64", &[]), "aarch64");
-}
-
-#[rstest]
-#[case::closed_port("tcp://127.0.0.1:9")]
-#[case::missing_socket("unix:///nonexistent/arm64.sock")]
-#[tokio::test]
-async fn an_engine_that_does_not_answer_is_exit_2_before_anything_is_created(
-    #[case] address: &str,
-) {
-    let repository = unique_repository("engine-down");
-    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
-    let result = Run::new(&repository, context.path())
-        .input("engines", &format!("linux/arm64={address}"))
-        .run();
-    assert_eq!(result.code, 2, "{}\n{}", result.stdout, result.stderr);
-    let error = result.error_line();
-    eprintln!("{error}");
-    assert!(
-        error.starts_with("::error title=Docker Engine unreachable for linux/arm64::"),
-        "{error}"
-    );
-    assert!(
-        error.contains(&format!(
-            "cannot reach the Docker Engine at `{address}` to build `linux/arm64`"
-        )),
-        "{error}"
-    );
-    assert!(error.contains("the `engines` input names it"), "{error}");
-    assert!(
-        moto_repository(&repository).await.is_none(),
-        "nothing created"
-    );
-    assert!(registry_tags(&repository).is_empty());
+    api.server.verify().await;
 }

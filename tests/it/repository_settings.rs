@@ -2,15 +2,22 @@
 //! lifecycle and repository policies), the drift warning and `update-repository` on an existing
 //! one, bad inputs refused before anything exists, `create-repository: template` left to the
 //! ECR API layer's create-on-push, the dual-stack and FIPS registry hosts, and an archived
-//! image under the first tag.
+//! image under the first tag; and tag mutability with its exclusion filters, applied when
+//! creating and reported, never changed, on an existing repository.
+
+use std::path::Path;
 
 use base64::Engine as _;
+use rstest::rstest;
 use serde_json::{json, Value};
+
+use ecr_multiarch::ecr::Ecr;
+use ecr_multiarch::inputs::{Args, Request};
 
 use super::ecr_api::{api_calls, Override};
 use super::{
-    ecr_client, fixture, layer_counters, moto_repository, testbed, unique_repository, Run,
-    RunResult,
+    create_moto_repository, ecr_client, fixture, layer_counters, moto_repository, registry_tags,
+    testbed, unique_repository, Run, RunResult,
 };
 
 const DOCKERFILE: &str = "FROM testbase/busybox:amd64\nCOPY app.txt /app.txt\n";
@@ -114,13 +121,7 @@ async fn a_created_repository_holds_the_kms_key_and_both_policies() {
 #[tokio::test]
 async fn an_existing_repository_that_differs_gets_one_warning_then_update_repository_changes_it() {
     let repository = unique_repository("settings-drift");
-    ecr_client()
-        .await
-        .create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
+    create_moto_repository(&repository).await;
     let context = context("drift");
     let settings = |run: &mut Run| {
         run.input("image-tag-mutability", "IMMUTABLE")
@@ -266,10 +267,7 @@ async fn bad_settings_end_the_run_before_anything_is_created() {
         let repository = unique_repository("settings-bad");
         let mut run = run(&repository, &context);
         for (name, value) in *inputs {
-            let value = if std::path::Path::new(value)
-                .extension()
-                .is_some_and(|e| e == "json")
-            {
+            let value = if Path::new(value).extension().is_some_and(|e| e == "json") {
                 path(&context, value)
             } else {
                 (*value).to_owned()
@@ -365,7 +363,7 @@ async fn token_on_the_testbed_port(key: &str) -> String {
     port
 }
 
-#[rstest::rstest]
+#[rstest]
 #[case::dual_stack(Some("dual-stack"), None, "123456789012.dkr-ecr.us-east-1.on.aws")]
 #[case::fips(
     Some("fips"),
@@ -467,4 +465,133 @@ async fn an_archived_image_under_the_first_tag_is_built_again_and_the_tag_active
         "`latest` holds an active image again"
     );
     assert!(super::skopeo_digest(&repository, "latest").is_some());
+}
+
+/// A request for `repository` with the given tag mutability inputs, as the action reads them.
+fn mutability_request(repository: &str, context: &Path, mode: &str, filters: &str) -> Request {
+    Request::try_from(Args {
+        repository: Some(repository.to_owned()),
+        context: Some(context.to_str().unwrap().to_owned()),
+        aws_region: std::env::var("AWS_REGION").ok(),
+        image_tag_mutability: Some(mode.to_owned()),
+        image_tag_mutability_exclusion_filters: Some(filters.to_owned()),
+        ..Args::default()
+    })
+    .expect("valid inputs")
+}
+
+/// The mode and filters moto holds for a repository.
+async fn moto_mutability(repository: &str) -> (String, Vec<String>) {
+    let described = moto_repository(repository)
+        .await
+        .expect("the repository exists");
+    (
+        described
+            .image_tag_mutability()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        described
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| {
+                assert_eq!(f.filter_type().as_str(), "WILDCARD");
+                f.filter().to_owned()
+            })
+            .collect(),
+    )
+}
+
+#[rstest]
+#[case::mutable("MUTABLE", "", &[])]
+#[case::immutable("IMMUTABLE", "", &[])]
+#[case::immutable_with_exclusion("IMMUTABLE_WITH_EXCLUSION", "latest\ndev-*", &["latest", "dev-*"])]
+#[case::mutable_with_exclusion("MUTABLE_WITH_EXCLUSION", "v*.*.*,stable", &["v*.*.*", "stable"])]
+#[tokio::test]
+async fn each_tag_mutability_mode_is_applied_when_creating(
+    #[case] mode: &str,
+    #[case] filters: &str,
+    #[case] expected_filters: &[&str],
+) {
+    let repository = unique_repository("mutability");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    let request = mutability_request(&repository, context.path(), mode, filters);
+    let ecr = Ecr::connect(&request.ecr_connection()).await;
+    let ensured = ecr
+        .ensure_repository(&request.wanted_repository())
+        .await
+        .expect("created");
+    assert!(ensured.created);
+    assert_eq!(ensured.mutability, request.image_tag_mutability);
+    // What ECR (moto) now holds, read with a client of its own.
+    let (held_mode, held_filters) = moto_mutability(&repository).await;
+    assert_eq!(held_mode, mode);
+    assert_eq!(held_filters, expected_filters);
+}
+
+#[tokio::test]
+async fn an_existing_repository_keeps_its_mutability_and_reports_it() {
+    let repository = unique_repository("mutability-existing");
+    ecr_client()
+        .await
+        .create_repository()
+        .repository_name(&repository)
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(
+            aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter("latest")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    // The inputs ask for something else: they apply only when creating.
+    let request = mutability_request(&repository, context.path(), "MUTABLE", "");
+    let ensured = Ecr::connect(&request.ecr_connection())
+        .await
+        .ensure_repository(&request.wanted_repository())
+        .await
+        .expect("exists");
+    assert!(!ensured.created);
+    assert_eq!(
+        ensured.mutability.to_string(),
+        "IMMUTABLE_WITH_EXCLUSION (latest)"
+    );
+    assert!(!ensured.mutability.is_immutable("latest"));
+    assert!(ensured.mutability.is_immutable("v1.0.0"));
+    assert_eq!(
+        moto_mutability(&repository).await,
+        (
+            "IMMUTABLE_WITH_EXCLUSION".to_owned(),
+            vec!["latest".to_owned()]
+        )
+    );
+}
+
+#[tokio::test]
+async fn the_action_creates_the_repository_with_the_exclusion_filters() {
+    let repository = unique_repository("mutability-run");
+    let context = fixture(&[("Dockerfile", DOCKERFILE), ("app.txt", "v1")]);
+    let result = Run::new(&repository, context.path())
+        .input("platforms", "linux/amd64")
+        .input("tags", "v1.0.0,latest")
+        .input("image-tag-mutability", "IMMUTABLE_WITH_EXCLUSION")
+        .input("image-tag-mutability-exclusion-filters", "latest, dev-*")
+        .run();
+    result.assert_success();
+    assert_eq!(result.json()["metadata"]["repository-created"], true);
+    assert_eq!(
+        moto_mutability(&repository).await,
+        (
+            "IMMUTABLE_WITH_EXCLUSION".to_owned(),
+            vec!["latest".to_owned(), "dev-*".to_owned()]
+        )
+    );
+    // Only the requested tags, as arch tags are off by default (plus today's build tag).
+    let mut tags = registry_tags(&repository);
+    tags.retain(|t| !t.starts_with("build-"));
+    tags.sort();
+    assert_eq!(tags, vec!["latest", "v1.0.0"]);
 }
