@@ -23,6 +23,9 @@ use crate::secret::Secret;
 /// The repository of each build's temporary image name, `ecr-multiarch-build:<uuid>`.
 pub const TEMPORARY_REPOSITORY: &str = "ecr-multiarch-build";
 
+/// How many times a build runs while another run's removal deletes its image (see `build`).
+const VANISHED_IMAGE_ATTEMPTS: usize = 3;
+
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
 
@@ -183,9 +186,33 @@ impl Engine {
         settings: &BuildSettings,
         progress: &dyn Progress,
     ) -> Result<BuiltImage, Error> {
-        let built = self
-            .build_once(platform, context, dockerfile, settings, progress)
+        // One name for every attempt: an attempt that fails may leave its name behind in the
+        // Engine (the classic store names the image before it fails, below), and only the
+        // name this build ends with is removed after export.
+        let name = format!("{TEMPORARY_REPOSITORY}:{}", uuid::Uuid::new_v4().simple());
+        let mut built = self
+            .build_once(platform, context, dockerfile, settings, progress, &name)
             .await;
+        // On the classic image store, concurrent runs that build the same image share its id,
+        // and each removes its own name after export (issue 14 §8): removing the last name
+        // deletes the image, also while the Engine is storing and naming it for this build.
+        // No removal avoids that (the Engine cannot untag without deleting an unnamed image,
+        // nor see a build about to name it). BuildKit's cache still holds the layers: building
+        // again only stores and names the image again, under the name already added.
+        for _ in 1..VANISHED_IMAGE_ATTEMPTS {
+            match &built {
+                Err(error) if image_vanished(error) => {
+                    progress.group_line(
+                        &platform.to_string(),
+                        "another run removed the same image while the Engine stored it for this build: building again",
+                    );
+                    built = self
+                        .build_once(platform, context, dockerfile, settings, progress, &name)
+                        .await;
+                }
+                _ => break,
+            }
+        }
         match built {
             // On the containerd image store, two builds that end in the same image at the same
             // moment (a matrix on one runner) both store it as `moby-dangling@<digest>`, and
@@ -200,7 +227,7 @@ impl Engine {
                     &platform.to_string(),
                     "another build stored the same image at the same moment: building again",
                 );
-                self.build_once(platform, context, dockerfile, settings, progress)
+                self.build_once(platform, context, dockerfile, settings, progress, &name)
                     .await
             }
             // The build's answer broke off, yet the Engine still answers: the connection, not
@@ -218,7 +245,7 @@ impl Engine {
                         "the connection to the Engine broke during the build ({source}); the Engine still answers: building again"
                     ),
                 );
-                self.build_once(platform, context, dockerfile, settings, progress)
+                self.build_once(platform, context, dockerfile, settings, progress, &name)
                     .await
             }
             other => other,
@@ -232,11 +259,11 @@ impl Engine {
         dockerfile: &Path,
         settings: &BuildSettings,
         progress: &dyn Progress,
+        name: &str,
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let context_session = self.context_session(context, settings).await;
         let session = uuid::Uuid::new_v4().to_string();
-        let name = format!("{TEMPORARY_REPOSITORY}:{}", uuid::Uuid::new_v4().simple());
         let mut build_args =
             platform_build_args(platform, &self.build_platform, &settings.build_args);
         if settings.inline_cache {
@@ -249,7 +276,7 @@ impl Engine {
         let mut options = BuildImageOptionsBuilder::new()
             .dockerfile(&context.dockerfile)
             .platform(&group)
-            .t(&name)
+            .t(name)
             .buildargs(&build_args)
             .labels(&settings.labels)
             .nocache(settings.no_cache)
@@ -418,21 +445,19 @@ impl Engine {
                 "the Engine finished building `{platform}` without reporting an image id"
             ))
         })?;
-        let inspect = self
-            .docker
-            .inspect_image(&image_id)
-            .await
-            .map_err(|source| {
-                self.call_failed(
-                    Some(platform),
-                    format!("inspecting the image built for `{platform}`"),
-                    source,
-                )
-            })?;
+        // By the build's name: that another run's removal deleted the image after this build
+        // named it shows here, as "no such image" (see `image_vanished`).
+        let inspect = self.docker.inspect_image(name).await.map_err(|source| {
+            self.call_failed(
+                Some(platform),
+                format!("inspecting the image built for `{platform}`"),
+                source,
+            )
+        })?;
         Ok(BuiltImage {
             platform: platform.clone(),
             image_id,
-            name,
+            name: name.to_owned(),
             size: inspect.size.unwrap_or_default(),
             diff_ids: inspect
                 .root_fs
@@ -444,21 +469,31 @@ impl Engine {
     /// Removes the build's temporary name, and with it the image unless another name holds
     /// it (BuildKit's cache stays).
     pub async fn remove(&self, image: &BuiltImage) -> Result<(), Error> {
-        self.docker
+        let removed = self
+            .docker
             .remove_image(
                 &image.name,
                 Some(RemoveImageOptionsBuilder::new().build()),
                 None,
             )
-            .await
-            .map(|_| ())
-            .map_err(|source| {
-                self.call_failed(
-                    Some(&image.platform),
-                    format!("removing the temporary image `{}`", image.name),
-                    source,
-                )
-            })
+            .await;
+        match removed {
+            // The classic store took the name off, then found that another run's removal had
+            // already deleted the image (see `build`): nothing of this build is left.
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+                if message.starts_with("unrecognized image ID") =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+        .map_err(|source| {
+            self.call_failed(
+                Some(&image.platform),
+                format!("removing the temporary image `{}`", image.name),
+                source,
+            )
+        })
     }
 
     /// The built image as the Engine exports it (`GET /images/{id}/get`, the `docker save`
@@ -474,6 +509,27 @@ impl Engine {
         // By the build's own name: on the containerd image store an id can stand for several
         // images (other builds of the same image, under their names), which other runs remove.
         Box::pin(self.docker.export_image(&image.name))
+    }
+}
+
+/// Whether another run's removal deleted the image this build stored (see `Engine::build`):
+/// Docker 20.10's image store, reading the image's config file to name it, finds it gone; or
+/// the deletion, decided before this build named the image, came after, and the name the
+/// build answered with holds no image.
+fn image_vanished(error: &Error) -> bool {
+    match error {
+        Error::BuildFailed { message, .. } => {
+            message.contains("failed to get digest")
+                && message.contains("no such file or directory")
+        }
+        Error::Api {
+            source:
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                },
+            ..
+        } => true,
+        _ => false,
     }
 }
 
@@ -553,5 +609,27 @@ mod tests {
             Some(3)
         );
         assert_eq!(find_instruction(&path, "[internal] load metadata"), None);
+    }
+
+    fn build_failed(message: &str) -> Error {
+        Error::BuildFailed {
+            platform: "linux/arm64".parse().expect("platform"),
+            step: None,
+            dockerfile_line: None,
+            message: message.to_owned(),
+            last_lines: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_build_whose_image_another_run_deleted_is_built_again() {
+        // Docker 20.10.24's answer, seen with eight concurrent runs on the classic store.
+        let digest = "sha256:762b0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c";
+        assert!(image_vanished(&build_failed(&format!(
+            "failed to get digest {digest}: open /var/lib/docker/image/overlay2/imagedb/content/sha256/762b0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c: no such file or directory"
+        ))));
+        assert!(!image_vanished(&build_failed(
+            "process \"/bin/sh -c cat missing\" did not complete successfully: exit code: 1"
+        )));
     }
 }
