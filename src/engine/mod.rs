@@ -11,7 +11,8 @@
 //!
 //! One concept per file: `compat` (image stores and the versions refused), `build` (a
 //! platform's build, its progress and temporary image), `container` (the containers the
-//! Engine runs for emulation), `resolve` (images a Dockerfile names), `engines` (which Engine
+//! Engine runs for emulation), `inspect` (a built image as the Engine shows it, without an
+//! export), `resolve` (images a Dockerfile names), `engines` (which Engine
 //! builds which platform), `session` and `filesync` (the context through BuildKit's session).
 //! This file connects to an Engine and says what failed.
 
@@ -25,12 +26,14 @@ mod compat;
 mod container;
 mod engines;
 mod filesync;
+mod inspect;
 mod resolve;
 pub mod session;
 
 pub use build::{BuildSettings, BuiltImage, RegistryLogin, TEMPORARY_REPOSITORY};
 pub use compat::ImageStore;
 pub use engines::Engines;
+pub use inspect::InspectedImage;
 pub use resolve::ResolvedImage;
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).

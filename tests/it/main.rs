@@ -27,6 +27,7 @@ mod merge;
 mod push;
 mod registry;
 mod repository_settings;
+mod reuse;
 mod tags;
 mod testbed;
 
