@@ -123,12 +123,12 @@ fn text(value: Option<&Value>) -> Option<&str> {
     }
 }
 
-/// An RFC 3339 time; `None` for Go's zero time, which stands for no time.
-fn instant(value: &str) -> Option<Option<DateTime<Utc>>> {
-    let parsed = DateTime::parse_from_rfc3339(value)
-        .ok()?
-        .with_timezone(&Utc);
-    Some((parsed.timestamp() != GO_ZERO_TIME).then_some(parsed))
+/// Whether an RFC 3339 time is `shown` (`None`: Go's zero time, which stands for no time).
+fn is_time(value: &str, shown: Option<DateTime<Utc>>) -> bool {
+    DateTime::parse_from_rfc3339(value).is_ok_and(|parsed| {
+        let parsed = parsed.with_timezone(&Utc);
+        shown.map_or(parsed.timestamp() == GO_ZERO_TIME, |shown| shown == parsed)
+    })
 }
 
 impl InspectedImage {
@@ -201,9 +201,9 @@ impl InspectedImage {
             ("author", &self.author),
         ];
         let created = match config.get("created") {
-            None | Some(Value::Null) => Some(None),
-            Some(Value::String(created)) => instant(created),
-            Some(_) => None,
+            None | Some(Value::Null) => self.created.is_none(),
+            Some(Value::String(created)) => is_time(created, self.created),
+            Some(_) => false,
         };
         let runtime = match config.get("config") {
             None | Some(Value::Null) => Some(Map::new()),
@@ -212,7 +212,7 @@ impl InspectedImage {
         texts
             .iter()
             .all(|(key, shown)| text(config.get(*key)) == Some(shown.as_str()))
-            && created == Some(self.created)
+            && created
             && runtime.as_ref() == Some(&self.config)
             && config.contains_key(INLINE_CACHE_KEY) == self.cache_records
             && self.same_rootfs(config.get("rootfs"))

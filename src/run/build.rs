@@ -180,46 +180,46 @@ async fn prepare_image(
     console: &Console,
 ) -> anyhow::Result<PreparedImage> {
     let group = image.platform.to_string();
-    let (held, why) = match held_without_export(engine, image, existing).await? {
-        Some(found) => found,
-        None => {
-            console.group_line(&group, "reading the image from the Engine");
-            let prepared = image_export::prepare(
-                &image.platform,
-                engine.export(image),
-                &existing.known,
-                &image.diff_ids,
-                temp_root,
-            )
-            .await?;
-            // A held config with a field inspect does not show may still be this very image
-            // with other inline cache records (BuildKit varies them between builds): keep that
-            // one, so that the same inputs keep one digest.
-            let equivalent = match &prepared.config.source {
-                BlobSource::Memory(config) => existing.images.iter().find(|held| {
-                    built_for(image, held)
-                        && image_export::same_image_but_cache_records(&held.config_bytes, config)
-                }),
-                BlobSource::Repository | BlobSource::File(_) => None,
-            };
-            let Some(held) = equivalent else {
-                let reused = prepared
-                    .layers
-                    .iter()
-                    .filter(|l| l.source == BlobSource::Repository)
-                    .count();
-                console.group_line(
-                    &group,
-                    &format!(
-                        "manifest {}: {} layers, {reused} of them already in the repository",
-                        prepared.manifest.digest,
-                        prepared.layers.len()
-                    ),
-                );
-                return Ok(prepared);
-            };
-            (held, "only BuildKit's cache records differ in the export")
-        }
+    let (held, why) = if let Some(found) = held_without_export(engine, image, existing).await? {
+        found
+    } else {
+        console.group_line(&group, "reading the image from the Engine");
+        let prepared = image_export::prepare(
+            &image.platform,
+            engine.export(image),
+            &existing.known,
+            &image.diff_ids,
+            temp_root,
+        )
+        .await?;
+        // A held config with a field inspect does not show may still be this very image
+        // with other inline cache records (BuildKit varies them between builds): keep that
+        // one, so that the same inputs keep one digest.
+        let equivalent = if let BlobSource::Memory(config) = &prepared.config.source {
+            existing.images.iter().find(|held| {
+                built_for(image, held)
+                    && image_export::same_image_but_cache_records(&held.config_bytes, config)
+            })
+        } else {
+            None
+        };
+        let Some(held) = equivalent else {
+            let reused = prepared
+                .layers
+                .iter()
+                .filter(|l| l.source == BlobSource::Repository)
+                .count();
+            console.group_line(
+                &group,
+                &format!(
+                    "manifest {}: {} layers, {reused} of them already in the repository",
+                    prepared.manifest.digest,
+                    prepared.layers.len()
+                ),
+            );
+            return Ok(prepared);
+        };
+        (held, "only BuildKit's cache records differ in the export")
     };
     console.group_line(
         &group,
