@@ -23,9 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{BuiltImage, Engine, Error};
-
-/// BuildKit's inline cache in an image config: its cache records for the image's layers.
-const INLINE_CACHE_KEY: &str = "moby.buildkit.cache.v0";
+use crate::image_export::INLINE_CACHE_KEY;
 
 /// Go's zero time in Unix seconds: what a history entry without a time shows on the classic
 /// store (`time.Time{}.Unix()`).

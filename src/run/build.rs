@@ -256,7 +256,7 @@ async fn held_without_export<'a>(
             return Err(PlatformMismatch {
                 wanted: image.platform.clone(),
                 found: held.platform.to_string(),
-                digest: held.manifest.digest.clone(),
+                digest: held.manifest.digest.to_string(),
             }
             .into());
         }

@@ -10,8 +10,8 @@ use anyhow::Context as _;
 use crate::context::BuildContext;
 use crate::engine::{BuildSettings, Engines};
 use crate::github::{self, Console};
-use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Args, InputError, Request};
+use crate::oci::ManifestDocument;
 use crate::registry::{Index, IndexChild, RetryLog};
 use crate::report::{Outcome, PlatformResult, RunKind};
 use session::{elapsed_ms, Session};
@@ -275,7 +275,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         children
             .iter()
             .zip(&plan.platforms)
-            .map(|(child, p)| (p.platform.clone(), child.digest.clone())),
+            .map(|(child, p)| (p.platform.clone(), child.digest.to_string())),
     )
     .await?;
     if !request.is_platform_only() {
