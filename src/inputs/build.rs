@@ -4,30 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{given, names, InputError};
-
-/// Network mode for `RUN` steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkMode {
-    /// The daemon's default network.
-    Default,
-    /// The host's network.
-    Host,
-    /// No network.
-    None,
-}
-
-impl NetworkMode {
-    /// The name the Engine API expects.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::Default => "default",
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
-        }
-    }
-}
+use super::{given, names, InputError, Request};
+use crate::engine::{BuildOptions, NetworkMode};
 
 /// Newline-separated `KEY=VALUE` pairs; the value may contain `=` and may be empty.
 pub(super) fn key_values(
@@ -205,4 +183,18 @@ pub(super) fn target_stage(dockerfile: &Path, target: &str) -> Result<(), InputE
             }
         ),
     ))
+}
+
+impl Request {
+    /// What every build of this run takes from the inputs, for [`crate::engine::BuildSettings`].
+    #[must_use]
+    pub fn build_options(&self) -> BuildOptions {
+        BuildOptions {
+            build_args: self.build_args.clone(),
+            target: self.target.clone(),
+            network: self.network,
+            no_cache: self.no_cache,
+            inline_cache: self.repository_cache,
+        }
+    }
 }

@@ -21,8 +21,20 @@ pub async fn gate(
     repository_uri: &str,
     children: impl Iterator<Item = (Platform, String)>,
 ) -> anyhow::Result<Option<GateReport>> {
-    crate::gate::enforce(
-        session.request,
+    let request = session.request;
+    let Some(policy) = &request.vulnerability_gate else {
+        return Ok(None);
+    };
+    if request.is_platform_only() {
+        session.console.notice(&format!(
+            "`{}`: a `platform-only` run moves no tag; the `merge` run judges the images",
+            crate::input_names::VULNERABILITY_GATE
+        ));
+        return Ok(None);
+    }
+    let judged = crate::gate::enforce(
+        policy,
+        &request.repository,
         &session.ecr,
         crate::gate::Images {
             repository_uri,
@@ -31,7 +43,14 @@ pub async fn gate(
         session.console,
         &mut session.phase_ms,
     )
-    .await
+    .await;
+    // A refused run still gets its summary and outputs, written before the error ends it.
+    if let Some(crate::gate::Error::Refused { report, .. }) =
+        judged.as_ref().err().and_then(anyhow::Error::downcast_ref)
+    {
+        crate::report::publish_refusal(&request.runner, report, repository_uri);
+    }
+    judged.map(Some)
 }
 
 /// Puts the decided tags (the index's and each platform's), timed as `index`.

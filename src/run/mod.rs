@@ -119,7 +119,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
 
     // Reach the Engine before creating anything, so that a missing daemon, or one that
     // cannot run these builds, leaves no trace.
-    let engines = Engines::connect(request).await?;
+    let engines = Engines::connect(&request.engine_addresses()).await?;
     for line in engines.describe() {
         console.info(&line);
     }
@@ -129,7 +129,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     let phase = Instant::now();
     let repository = session
         .ecr
-        .ensure_repository(request)
+        .ensure_repository(&request.wanted_repository())
         .await
         .with_context(|| format!("ensuring repository `{}`", plan.repository))?;
     session.timed("ensure_repository", phase);
@@ -193,8 +193,13 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             if request.skip_unchanged {
                 return anyhow::Ok(());
             }
-            crate::emulation::register_emulators(request, &engines, console, &mut emulation_ms)
-                .await
+            crate::emulation::register_emulators(
+                &request.binfmt_image,
+                &engines,
+                console,
+                &mut emulation_ms,
+            )
+            .await
         },
     )?;
     session.phase_ms.extend(emulation_ms);
@@ -226,10 +231,15 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
     };
 
     if request.skip_unchanged {
-        crate::emulation::register_emulators(request, &engines, console, &mut session.phase_ms)
-            .await?;
+        crate::emulation::register_emulators(
+            &request.binfmt_image,
+            &engines,
+            console,
+            &mut session.phase_ms,
+        )
+        .await?;
     }
-    let settings = BuildSettings::new(request, &plan.labels)
+    let settings = BuildSettings::new(&request.build_options(), &plan.labels)
         .with_cache_from(build::cache_sources(
             request,
             &plan,
