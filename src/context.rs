@@ -496,20 +496,20 @@ pub(crate) mod tests {
         use std::os::unix::ffi::OsStrExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        fs::write(root.join("Dockerfile"), "FROM scratch\n").unwrap();
-        fs::create_dir(root.join("docs")).unwrap();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write the fixture");
+        fs::create_dir(root.join("docs")).expect("write the fixture");
         fs::write(
             root.join("docs")
                 .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
             "x",
         )
-        .unwrap();
+        .expect("write the fixture");
         let error = BuildContext::scan(root, &root.join("Dockerfile")).expect_err("refused");
         assert_eq!(
             error.to_string(),
             "`docs/caf\u{fffd}.txt` (in the build context) has a name that is not UTF-8, which Docker Engines refuse in a build context: rename it, or list it in `.dockerignore`"
         );
-        fs::write(root.join(".dockerignore"), "docs/caf*\n").unwrap();
+        fs::write(root.join(".dockerignore"), "docs/caf*\n").expect("write the fixture");
         let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("ignored");
         assert!(context.names().all(|name| !name.starts_with("docs/caf")));
     }
@@ -723,7 +723,7 @@ mod ignore_proptests {
             // (unless the folder itself is named `*.z`: all below it is left out then).
             let top = rules("*.z");
             let probe_5 = format!("{parent}/{name}.z");
-            prop_assert_eq!(top.is_ignored(&probe_5), parent.ends_with(".z"));
+            prop_assert_eq!(top.is_ignored(&probe_5), top.is_ignored(&parent));
         }
 
         #[test]
