@@ -6,8 +6,8 @@
 //! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
 //! [`gate`] judges ECR's scan of each platform image before any tag moves.
 //! Pure helpers: [`dockerfile`] (the images a build pulls), [`build_digest`]
-//! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs). Every error kind
-//! states its own [`exit_status`].
+//! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs), [`timings`] (the
+//! run's phases). Every error kind states its own [`exit_status`].
 
 pub mod build_digest;
 pub mod context;
@@ -30,6 +30,7 @@ pub mod run;
 pub mod secret;
 pub mod tag_mutability;
 pub mod tag_rules;
+pub mod timings;
 
 /// An error and its causes on one line, as `{:#}` shows an anyhow chain; a cause that repeats
 /// the text before it (as SDK and HTTP errors often do) is left out.

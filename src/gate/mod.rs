@@ -15,7 +15,6 @@
 //! Owns no output of its own but through [`crate::github`]; the ECR calls are in
 //! [`crate::ecr::scan`].
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -183,24 +182,16 @@ pub struct Images<'a> {
 
 /// Runs the gate when `vulnerability-gate` asks for it: `Ok(None)` when it is off, the report
 /// when every platform passed; a refusal writes its summary and outputs, then fails the run.
-/// Its time goes into `phase_ms` as `vulnerability_gate`.
+/// Its time is the report's `elapsed_ms`.
 pub async fn enforce(
     request: &Request,
     ecr: &Ecr,
     images: Images<'_>,
     console: &Console,
-    phase_ms: &mut BTreeMap<&'static str, u128>,
 ) -> anyhow::Result<Option<GateReport>> {
     let Some(policy) = &request.vulnerability_gate else {
         return Ok(None);
     };
-    if request.is_platform_only() {
-        console.notice(&format!(
-            "`{}`: a `platform-only` run moves no tag; the `merge` run judges the images",
-            names::VULNERABILITY_GATE
-        ));
-        return Ok(None);
-    }
     let started = Instant::now();
     let today = Utc::now().date_naive();
     for entry in policy.ignore.iter().filter(|e| e.expired(today)) {
@@ -253,7 +244,6 @@ pub async fn enforce(
         }
     }
     if !pending.is_empty() {
-        phase_ms.insert("vulnerability_gate", started.elapsed().as_millis());
         return Err(Error::Timeout {
             waited: human_duration(policy.timeout),
             pending: pending.join("; "),
@@ -284,7 +274,6 @@ pub async fn enforce(
         })
         .collect();
     let elapsed = started.elapsed().as_millis();
-    phase_ms.insert("vulnerability_gate", elapsed);
     let report = GateReport {
         threshold: policy.threshold,
         enhanced_scanning: configuration.enhanced,

@@ -13,15 +13,16 @@ use crate::plan::TagUpdate;
 use crate::platform::Platform;
 use crate::registry::{ExistingImage, Index, Registry};
 use crate::report::{Outcome, PlatformResult, RunKind, SkipReport};
+use crate::timings::Phase;
 
 /// Issue 16: every child is in the repository by digest; the gate judges them, each with
-/// its platform, before any tag moves.
+/// its platform, before any tag moves (timed as `vulnerability_gate`).
 pub async fn gate(
     session: &mut Session<'_>,
     repository_uri: &str,
     children: impl Iterator<Item = (Platform, String)>,
 ) -> anyhow::Result<Option<GateReport>> {
-    crate::gate::enforce(
+    let report = crate::gate::enforce(
         session.request,
         &session.ecr,
         crate::gate::Images {
@@ -29,9 +30,14 @@ pub async fn gate(
             children: children.collect(),
         },
         session.console,
-        &mut session.phase_ms,
     )
-    .await
+    .await?;
+    if let Some(report) = &report {
+        session
+            .timings
+            .record(Phase::VulnerabilityGate, report.elapsed_ms);
+    }
+    Ok(report)
 }
 
 /// Puts the decided tags (the index's and each platform's), timed as `index`.
@@ -44,7 +50,7 @@ pub async fn put_tags(
 ) -> anyhow::Result<()> {
     let phase = Instant::now();
     push::put_tags(registry, decisions, index, children, session.console).await?;
-    session.timed("index", phase);
+    session.timed(Phase::Index, phase);
     Ok(())
 }
 
@@ -125,7 +131,7 @@ impl Indexed {
             platforms: self.platforms,
             console_url,
             skip: self.skip,
-            phase_ms: session.timings(),
+            timings: session.timings(),
             repository_notes: self.repository_notes,
             gate: self.gate,
         }
