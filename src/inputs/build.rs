@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use super::references::cache_from;
 use super::{boolean, given, names, Args, InputError, Mode};
 
-/// How to build: the build inputs that need no file.
+/// The build part of the inputs: how to build, what needs no file.
 #[derive(Debug)]
-pub(super) struct BuildOptions {
+pub(super) struct BuildPart {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -20,11 +20,11 @@ pub(super) struct BuildOptions {
     pub skip_unchanged: bool,
 }
 
-impl BuildOptions {
+impl BuildPart {
     /// `build-args`, `target`, `labels` (with the room they take together), `network`,
     /// `no-cache`, `repository-cache`, `cache-from` and `skip-unchanged`, which `no-cache`
     /// excludes.
-    pub(super) fn parse(args: &Args) -> Result<BuildOptions, InputError> {
+    pub(super) fn parse(args: &Args) -> Result<BuildPart, InputError> {
         let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
         let target = target(args.target.as_ref())?;
         let labels = key_values(names::LABELS, args.labels.as_ref())?;
@@ -44,7 +44,7 @@ impl BuildOptions {
                 "`skip-unchanged` reuses an image built from the same inputs, and `no-cache` asks to build everything again: set one of them, not both",
             ));
         }
-        Ok(BuildOptions {
+        Ok(BuildPart {
             build_args,
             target,
             labels,

@@ -21,7 +21,7 @@ use crate::platform::Platform;
 use crate::secret::Secret;
 use crate::tag_rules;
 
-use build::{BuildFiles, BuildOptions};
+use build::{BuildFiles, BuildPart};
 use engines::EngineAccess;
 use gate::vulnerability_gate;
 use mode::mode;
@@ -190,7 +190,7 @@ impl TryFrom<Args> for Request {
         let repository = repository(args.repository.as_ref())?;
         let platforms = platforms(args.platforms.as_ref())?;
         let tag_rules = rules(args.tag_rules.as_ref())?;
-        let build = BuildOptions::parse(&args)?;
+        let build = BuildPart::parse(&args)?;
         let destination = Destination::parse(&args, repository)?;
         // Issue 10: a platform-only run pushes no tag; a merge run builds nothing.
         let platform_only = boolean(names::PLATFORM_ONLY, args.platform_only.as_ref(), false)?;
