@@ -14,7 +14,7 @@
 //! `/github/workspace` and `/github/home` with the runner: what it writes elsewhere
 //! (`runner.temp` included) is gone when its container ends.
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::image_export::media_type;
+use crate::oci::{media_type, Digest};
 use crate::platform::Platform;
 
 /// Where a `platform-only` run writes its result, relative to the workspace. Not hidden:
@@ -37,51 +37,6 @@ const MARKER: &str = "ecr-multiarch-result";
 
 /// The largest result file read: one holds a few hundred bytes per platform.
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
-
-/// A manifest digest as a result file must give it: `sha256:` and 64 lowercase hex digits.
-/// Checked when the file is read: the digest goes into registry URLs, and a tag (`latest`) or a
-/// path (`../../other/manifests/latest`) there would read another image, or another repository.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Digest(String);
-
-impl Digest {
-    /// The digest's text.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Digest {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, Self::Error> {
-        let valid = text.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        });
-        if valid {
-            Ok(Digest(text))
-        } else {
-            Err(format!(
-                "`{}` is not a digest (`sha256:` and 64 lowercase hex digits)",
-                text.chars().take(100).collect::<String>()
-            ))
-        }
-    }
-}
-
-impl From<Digest> for String {
-    fn from(digest: Digest) -> String {
-        digest.0
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// What one `platform-only` run pushed: the file's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,7 +319,7 @@ mod tests {
             images: vec![PlatformImage {
                 platform: "linux/arm/v7".to_owned(),
                 digest: Digest::try_from(format!("sha256:{}", "a".repeat(64))).expect("digest"),
-                media_type: crate::image_export::media_type::DOCKER_MANIFEST.to_owned(),
+                media_type: crate::oci::media_type::DOCKER_MANIFEST.to_owned(),
                 size: 1093,
                 image_uri: "x".to_owned(),
                 engine: Some("unix:///var/run/docker.sock".to_owned()),

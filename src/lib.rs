@@ -4,7 +4,8 @@
 //! Data flows one way: [`inputs`] -> [`plan`] -> [`ecr`] -> [`engine`] (with [`context`]) ->
 //! [`image_export`] -> [`registry`] -> [`report`], wired by [`run`]; [`github`] owns
 //! everything printed. [`handoff`] carries a `platform-only` run's images to a `merge` run.
-//! [`gate`] judges ECR's scan of each platform image before any tag moves.
+//! [`gate`] judges ECR's scan of each platform image before any tag moves. [`oci`] holds the
+//! documents (digests, manifests, configs, indexes) shared by the export reader and registry.
 //! Pure helpers: [`dockerfile`] (the images a build pulls), [`build_digest`]
 //! (`skip-unchanged`), [`emulation`] (the QEMU check and its programs), [`timings`] (the
 //! run's phases). Every error kind states its own [`exit_status`].
@@ -22,6 +23,7 @@ pub mod github_api;
 pub mod handoff;
 pub mod image_export;
 pub mod inputs;
+pub mod oci;
 pub mod plan;
 pub mod platform;
 pub mod registry;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::github::markdown::code;
+use crate::oci::Digest;
 use crate::plan::TagAction;
 use crate::platform::Platform;
 use crate::timings::Timings;
@@ -55,7 +56,7 @@ pub struct PlatformResult {
     /// Uncompressed size in the daemon, bytes; `None` when nothing was built.
     pub image_size: Option<i64>,
     /// Manifest digest the index points at.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     /// Compressed size in the registry (config and layers), bytes.
     pub content_size: u64,
     /// Layers uploaded by this run.
@@ -368,7 +369,7 @@ impl Outcome {
                         "| `{}` | {} | {} | {} | {} |",
                         p.platform,
                         // Read from a result file: outside text, like the rest of the row.
-                        code(&p.manifest_digest),
+                        code(p.manifest_digest.as_str()),
                         human_size(p.content_size),
                         code(p.engine.as_deref().unwrap_or_default()),
                         code(p.source.as_deref().unwrap_or_default()),
@@ -484,7 +485,7 @@ mod tests {
             repository_uri: "127.0.0.1:5000/team/api".into(),
             repository_created: true,
             digest: "sha256:1111".into(),
-            media_type: crate::image_export::media_type::DOCKER_MANIFEST_LIST.into(),
+            media_type: crate::oci::media_type::DOCKER_MANIFEST_LIST.into(),
             tags: vec![
                 TagResult {
                     reference: "127.0.0.1:5000/team/api:latest".into(),
@@ -501,7 +502,10 @@ mod tests {
                 platform: "linux/arm64".parse().expect("valid"),
                 image_id: "sha256:2222".into(),
                 image_size: Some(4_400_000),
-                manifest_digest: "sha256:3333".into(),
+                manifest_digest:
+                    "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+                        .parse()
+                        .expect("digest"),
                 content_size: 1_234_567,
                 layers_uploaded: 1,
                 layers_reused: 2,
@@ -534,7 +538,10 @@ mod tests {
         let metadata: Value = serde_json::from_str(&outputs[6].1).expect("json");
         assert_eq!(metadata["timings-ms"]["build"]["linux/arm64"], 12_345);
         assert_eq!(metadata["image-uri"], "127.0.0.1:5000/team/api@sha256:1111");
-        assert_eq!(outputs[5].1, r#"{"linux/arm64":"sha256:3333"}"#);
+        assert_eq!(
+            outputs[5].1,
+            r#"{"linux/arm64":"sha256:3333333333333333333333333333333333333333333333333333333333333333"}"#
+        );
         assert_eq!(metadata["build"]["skipped"], false);
     }
 
@@ -564,7 +571,7 @@ mod tests {
 
         | Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |
         |---|---|---:|---:|---:|---:|---:|
-        | `linux/arm64` | `sha256:3333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
+        | `linux/arm64` | `sha256:3333333333333333333333333333333333333333333333333333333333333333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
 
         **Index** `sha256:1111` (Docker manifest list), under:
 
@@ -588,7 +595,7 @@ mod tests {
         let outputs: BTreeMap<&str, String> = outcome.outputs().into_iter().collect();
         assert_eq!(outputs["digest"], "");
         assert_eq!(outputs["tags"], "");
-        assert_eq!(outputs["image-uri"], "127.0.0.1:5000/team/api@sha256:3333");
+        assert_eq!(outputs["image-uri"], "127.0.0.1:5000/team/api@sha256:3333333333333333333333333333333333333333333333333333333333333333");
         let metadata: Value = serde_json::from_str(&outputs["metadata"]).expect("json");
         assert_eq!(metadata["kind"], "platform-only");
         assert_eq!(
@@ -605,11 +612,11 @@ mod tests {
 
         | Platform | Digest | Size | Layers uploaded / reused | Sent | Build | Push |
         |---|---|---:|---:|---:|---:|---:|
-        | `linux/arm64` | `sha256:3333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
+        | `linux/arm64` | `sha256:3333333333333333333333333333333333333333333333333333333333333333` | 1.2 MB | 1 / 2 | 20.5 kB | 12.3 s | 0.6 s |
 
         **No index, no tag** (`platform-only`): the merge run joins these images. Result file: `ecr-multiarch-results/team_api.linux-arm64.json`
 
-        - `127.0.0.1:5000/team/api@sha256:3333`
+        - `127.0.0.1:5000/team/api@sha256:3333333333333333333333333333333333333333333333333333333333333333`
         ");
     }
 
@@ -629,7 +636,7 @@ mod tests {
             .expect("row");
         assert_eq!(
             row,
-            "| `linux/arm64` | `sha256:3333` | 1.2 MB | ``x`\\| # Heading [link](https://e.com) <img src=x>`` | ``r\\|`.json`` |"
+            "| `linux/arm64` | `sha256:3333333333333333333333333333333333333333333333333333333333333333` | 1.2 MB | ``x`\\| # Heading [link](https://e.com) <img src=x>`` | ``r\\|`.json`` |"
         );
         assert!(!summary
             .lines()
@@ -648,7 +655,7 @@ mod tests {
 
         | Platform | Digest | Size | Built on | From |
         |---|---|---:|---|---|
-        | `linux/arm64` | `sha256:3333` | 1.2 MB | `unix:///var/run/docker.sock` | `results/team_api.linux-arm64.json` |
+        | `linux/arm64` | `sha256:3333333333333333333333333333333333333333333333333333333333333333` | 1.2 MB | `unix:///var/run/docker.sock` | `results/team_api.linux-arm64.json` |
 
         **Index** `sha256:1111` (Docker manifest list), under:
 

@@ -13,7 +13,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use sha2::{Digest as _, Sha256};
 
-use super::{media_type, prepare, BlobSource, Descriptor, Error, KnownLayers};
+use super::{prepare, BlobSource, Error, KnownLayers};
+use crate::oci::{media_type, Descriptor};
 use crate::platform::Platform;
 
 fn digest(bytes: &[u8]) -> String {
@@ -21,7 +22,7 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// An uncompressed layer tar holding one file.
-fn layer(content: &[u8]) -> Vec<u8> {
+pub(super) fn layer(content: &[u8]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(content.len() as u64);
@@ -241,9 +242,9 @@ fn known_layers(case: &Case) -> (KnownLayers, HashMap<String, Descriptor>) {
         let descriptor = Descriptor {
             media_type: media_type::DOCKER_LAYER_GZIP.to_owned(),
             size: blob.len() as u64,
-            digest: digest(&blob),
+            digest: digest(&blob).parse().expect("digest"),
         };
-        known.insert(&digest(&tar), descriptor.clone());
+        known.insert(digest(&tar).parse().expect("digest"), descriptor.clone());
         by_diff_id.insert(digest(&tar), descriptor);
     }
     (known, by_diff_id)

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::oci::Digest;
+
 use super::runner::{outside_container_mounts, CONTAINER_MOUNTS_HINT};
 use super::tags::TagHost;
 use super::{given, list, names, Args, InputError};
@@ -16,16 +18,9 @@ pub enum MergeSource {
     Image {
         /// The reference as given.
         reference: String,
-        /// Its digest, `sha256:...`.
-        digest: String,
+        /// Its digest.
+        digest: Digest,
     },
-}
-
-/// `sha256:` and 64 lowercase hex digits.
-pub(super) fn is_digest(text: &str) -> bool {
-    text.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
 }
 
 /// The `merge` input: folders or files of results, and references to images of this run's
@@ -47,12 +42,12 @@ pub(super) fn merge(args: &Args, host: &TagHost<'_>) -> Result<Vec<MergeSource>,
             .map(|(name, digest)| (Some(name), digest));
         let reference = reference.or_else(|| item.starts_with("sha256:").then_some((None, item)));
         if let Some((name, digest)) = reference {
-            if !is_digest(digest) {
+            let Ok(digest) = digest.parse::<Digest>() else {
                 return Err(InputError::new(
                     names::MERGE,
                     format!("`{item}` is not an image reference: use `<repository>@sha256:<64 hex digits>`"),
                 ));
-            }
+            };
             let ours = name.is_none_or(|name| {
                 name == host.repository
                     || name.split_once('/').is_some_and(|(registry, path)| {
@@ -70,7 +65,7 @@ pub(super) fn merge(args: &Args, host: &TagHost<'_>) -> Result<Vec<MergeSource>,
             }
             sources.push(MergeSource::Image {
                 reference: item.to_owned(),
-                digest: digest.to_owned(),
+                digest,
             });
             continue;
         }
@@ -141,7 +136,7 @@ mod tests {
             sources[0],
             MergeSource::Image {
                 reference: digest.clone(),
-                digest
+                digest: digest.parse().expect("digest"),
             }
         );
         assert_eq!(unused, &vec!["build-args", "engines"]);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::repository::registry;
 use super::tags::is_tag;
 use super::{given, list, names, InputError};
+use crate::oci::Digest;
 
 /// An image reference as the distribution spec and the docker CLI write it:
 /// `[host[:port]/]path[:tag][@sha256:<hex>]`, path components lowercase letters and digits
@@ -15,16 +16,8 @@ pub(super) fn is_image_reference(reference: &str) -> bool {
         Some((name, digest)) => (name, Some(digest)),
         None => (reference, None),
     };
-    if let Some(digest) = digest {
-        let hex_ok = digest.strip_prefix("sha256:").is_some_and(|hex| {
-            hex.len() == 64
-                && hex
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        });
-        if !hex_ok {
-            return false;
-        }
+    if digest.is_some_and(|digest| digest.parse::<Digest>().is_err()) {
+        return false;
     }
     // A `:` after the last `/` starts the tag; one before it belongs to the host's port.
     let (name, tag) = match name_and_tag.rsplit_once(':') {

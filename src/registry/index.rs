@@ -7,9 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
-use crate::image_export::{media_type, ManifestDocument};
+use crate::oci::{media_type, Digest, ImageIndex, IndexEntry, ManifestDocument};
 use crate::platform::Platform;
 
 /// One entry of the index.
@@ -18,7 +16,7 @@ pub struct IndexChild {
     /// The platform, as the index names it.
     pub platform: Platform,
     /// The child manifest's digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The child manifest's media type.
     pub media_type: String,
     /// The child manifest's size in bytes.
@@ -47,33 +45,6 @@ pub struct Index {
     pub children: Vec<IndexChild>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexJson<'a> {
-    schema_version: u32,
-    media_type: &'a str,
-    manifests: Vec<EntryJson<'a>>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    annotations: &'a BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EntryJson<'a> {
-    media_type: &'a str,
-    digest: &'a str,
-    size: u64,
-    platform: PlatformJson<'a>,
-}
-
-#[derive(Serialize)]
-struct PlatformJson<'a> {
-    architecture: &'a str,
-    os: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a str>,
-}
-
 impl Index {
     /// The index over `children`, in their order.
     #[must_use]
@@ -96,23 +67,19 @@ impl Index {
         } else {
             media_type::OCI_INDEX
         };
-        let json = IndexJson {
+        let json = ImageIndex {
             schema_version: 2,
-            media_type,
+            media_type: Some(media_type.to_owned()),
             manifests: children
                 .iter()
-                .map(|c| EntryJson {
-                    media_type: &c.media_type,
-                    digest: &c.digest,
+                .map(|c| IndexEntry {
+                    media_type: c.media_type.clone(),
+                    digest: c.digest.clone(),
                     size: c.size,
-                    platform: PlatformJson {
-                        architecture: &c.platform.architecture,
-                        os: &c.platform.os,
-                        variant: c.platform.variant.as_deref(),
-                    },
+                    platform: Some((&c.platform).into()),
                 })
                 .collect(),
-            annotations,
+            annotations: annotations.clone(),
         };
         let bytes = serde_json::to_vec(&json).unwrap_or_default();
         Index {
@@ -129,7 +96,7 @@ mod tests {
     fn child(platform: &str, media: &str) -> IndexChild {
         IndexChild {
             platform: platform.parse().expect("platform"),
-            digest: format!("sha256:{}", "a".repeat(64)),
+            digest: Digest::of(b"child"),
             media_type: media.to_owned(),
             size: 942,
         }
@@ -147,6 +114,21 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&index.document.bytes).expect("json");
         assert_eq!(json["manifests"][1]["platform"]["variant"], "v7");
         assert!(json["manifests"][0]["platform"].get("variant").is_none());
+    }
+
+    /// The bytes are pinned: a change here changes the digest of every index a re-run
+    /// computes, and `skip-unchanged` and immutable tags then see another image.
+    #[test]
+    fn the_index_bytes_are_the_ones_pushed_before() {
+        let mut arm = child("linux/arm/v7", media_type::DOCKER_MANIFEST);
+        arm.digest = format!("sha256:{}", "a".repeat(64))
+            .parse()
+            .expect("digest");
+        let index = Index::new(vec![arm]);
+        assert_eq!(
+            std::str::from_utf8(&index.document.bytes).expect("utf-8"),
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":942,"platform":{"architecture":"arm","os":"linux","variant":"v7"}}]}"#
+        );
     }
 
     #[test]

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
-
 use super::request::Fetched;
 use super::retry::RetryLog;
 use super::{Error, Registry};
-use crate::image_export::{media_type, Descriptor, KnownLayers, ManifestDocument};
+use crate::image_export::KnownLayers;
+use crate::oci::{
+    media_type, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, ManifestDocument,
+};
 use crate::platform::{Platform, PlatformMismatch};
 
 /// An image manifest as stored, with what its config says.
@@ -32,7 +32,7 @@ pub struct ExistingImage {
 #[derive(Debug, Clone, Default)]
 pub struct RepositoryImages {
     /// The digest the tag holds; `None` when it does not exist.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// The document the tag holds, as stored (an index, or one image manifest).
     pub document: Option<ManifestDocument>,
     /// The annotations of that index (none for an image manifest).
@@ -44,58 +44,14 @@ pub struct RepositoryImages {
 }
 
 impl RepositoryImages {
-    /// The image whose config is `config_digest`: the same config means the same layers, so
-    /// the image is already there whole.
+    /// The image whose config is `config_digest` (the Engine's image id on the classic store):
+    /// the same config means the same layers, so the image is already there whole.
     #[must_use]
     pub fn with_config(&self, config_digest: &str) -> Option<&ExistingImage> {
         self.images
             .iter()
             .find(|i| i.config.digest == config_digest)
     }
-}
-
-#[derive(Deserialize)]
-struct ImageManifestJson {
-    config: Descriptor,
-    #[serde(default)]
-    layers: Vec<Descriptor>,
-}
-
-#[derive(Deserialize)]
-struct IndexJson {
-    manifests: Vec<IndexEntryJson>,
-    #[serde(default)]
-    annotations: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct IndexEntryJson {
-    digest: String,
-    platform: Option<PlatformJson>,
-}
-
-#[derive(Deserialize)]
-struct PlatformJson {
-    architecture: String,
-    os: String,
-    variant: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ConfigJson {
-    #[serde(default)]
-    os: String,
-    #[serde(default)]
-    architecture: String,
-    variant: Option<String>,
-    rootfs: Option<RootFsJson>,
-}
-
-#[derive(Deserialize)]
-struct RootFsJson {
-    #[serde(default)]
-    diff_ids: Vec<String>,
 }
 
 fn malformed(what: String) -> impl FnOnce(serde_json::Error) -> Error {
@@ -111,7 +67,7 @@ impl Registry {
         &self,
         reference: &str,
         log: RetryLog<'_>,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<Digest>, Error> {
         let operation = format!("reading `{reference}`");
         let url = self.url(&format!("manifests/{reference}"));
         let Some(response) = self
@@ -128,10 +84,11 @@ impl Registry {
             .headers()
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .and_then(|v| v.parse::<Digest>().ok());
         match header {
             Some(digest) => Ok(Some(digest)),
-            // A registry that leaves the header out: hash the document itself.
+            // A registry that leaves the header out (or gives no sha256 digest in it): hash the
+            // document itself.
             None => Ok(self
                 .manifest(reference, log)
                 .await?
@@ -166,7 +123,7 @@ impl Registry {
     }
 
     /// A small blob (an image config) read whole.
-    pub async fn small_blob(&self, digest: &str, log: RetryLog<'_>) -> Result<Vec<u8>, Error> {
+    pub async fn small_blob(&self, digest: &Digest, log: RetryLog<'_>) -> Result<Vec<u8>, Error> {
         let operation = format!("reading the blob `{digest}`");
         let url = self.url(&format!("blobs/{digest}"));
         let fetched = self.fetch(&operation, log, || self.http.get(&url)).await?;
@@ -176,8 +133,8 @@ impl Registry {
                 reason: "the repository does not have it".to_owned(),
             })?
             .body;
-        let actual = format!("sha256:{:x}", Sha256::digest(&body));
-        if actual != digest {
+        let actual = Digest::of(&body);
+        if actual != *digest {
             return Err(Error::Malformed {
                 what: format!("the blob `{digest}`"),
                 reason: format!("its content hashes to `{actual}`"),
@@ -193,25 +150,21 @@ impl Registry {
         log: RetryLog<'_>,
         known: &mut KnownLayers,
     ) -> Result<ExistingImage, Error> {
-        let parsed: ImageManifestJson = serde_json::from_slice(&manifest.bytes)
+        let parsed: ImageManifest = serde_json::from_slice(&manifest.bytes)
             .map_err(malformed(format!("the manifest `{}`", manifest.digest)))?;
         let config_bytes = self.small_blob(&parsed.config.digest, log).await?;
-        let config: ConfigJson = serde_json::from_slice(&config_bytes).map_err(malformed(
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).map_err(malformed(
             format!("the image config `{}`", parsed.config.digest),
         ))?;
         if let Some(rootfs) = &config.rootfs {
             if rootfs.diff_ids.len() == parsed.layers.len() {
                 for (diff_id, layer) in rootfs.diff_ids.iter().zip(&parsed.layers) {
-                    known.insert(diff_id, layer.clone());
+                    known.insert(diff_id.clone(), layer.clone());
                 }
             }
         }
         Ok(ExistingImage {
-            platform: Platform {
-                os: config.os,
-                architecture: config.architecture,
-                variant: config.variant.filter(|v| !v.is_empty()),
-            },
+            platform: config.platform(),
             config: parsed.config,
             config_bytes: config_bytes.into(),
             layers: parsed.layers,
@@ -242,23 +195,16 @@ impl Registry {
             Err(other) => Err(other),
         };
         if media_type::is_index(&top.media_type) {
-            let index = serde_json::from_slice::<IndexJson>(&top.bytes).ok();
-            let entries = index
-                .as_ref()
-                .map(|i| i.manifests.as_slice())
-                .unwrap_or_default();
+            let index = serde_json::from_slice::<ImageIndex>(&top.bytes).ok();
             annotations = index
                 .as_ref()
                 .map(|i| i.annotations.clone())
                 .unwrap_or_default();
             // The children at once: each is two requests (manifest, config) in a row.
-            let children = futures_util::future::try_join_all(
-                entries
-                    .iter()
-                    // Attestation manifests (`unknown/unknown`) hold no image.
-                    .filter(|entry| entry.platform.as_ref().is_none_or(|p| p.os != "unknown"))
-                    .map(|entry| async move {
-                        let Some(child) = self.manifest(&entry.digest, log).await? else {
+            let children =
+                futures_util::future::try_join_all(index.iter().flat_map(ImageIndex::images).map(
+                    |entry| async move {
+                        let Some(child) = self.manifest(entry.digest.as_str(), log).await? else {
                             return Ok(None);
                         };
                         if media_type::is_index(&child.media_type) {
@@ -267,9 +213,9 @@ impl Registry {
                         let mut child_known = KnownLayers::default();
                         let image = self.existing_image(child, log, &mut child_known).await;
                         readable(image.map(|image| (image, child_known)))
-                    }),
-            )
-            .await?;
+                    },
+                ))
+                .await?;
             for (image, child_known) in children.into_iter().flatten() {
                 images.push(image);
                 known.merge(child_known);
@@ -294,35 +240,20 @@ impl Registry {
     /// Reads the image at `digest`, whatever its platform (its config says which). A child
     /// that is itself an index is flattened to its one image; an index of several images is
     /// refused, as it does not say which one is meant.
-    pub async fn image(&self, digest: &str, log: RetryLog<'_>) -> Result<ExistingImage, Error> {
-        let missing = |digest: &str| Error::NotInRepository {
-            what: format!("the image `{digest}`"),
-            repository: self.repository_uri(),
-        };
+    pub async fn image(&self, digest: &Digest, log: RetryLog<'_>) -> Result<ExistingImage, Error> {
+        let what = |digest: &Digest| format!("the image `{digest}`");
         let document = self
-            .manifest(digest, log)
-            .await?
-            .ok_or_else(|| missing(digest))?;
-        let document = if media_type::is_index(&document.media_type) {
-            let index: IndexJson = serde_json::from_slice(&document.bytes)
-                .map_err(malformed(format!("the index `{digest}`")))?;
-            let images: Vec<&IndexEntryJson> = index
-                .manifests
-                .iter()
-                .filter(|m| m.platform.as_ref().is_none_or(|p| p.os != "unknown"))
-                .collect();
-            let [entry] = images.as_slice() else {
-                return Err(Error::SeveralImages {
-                    digest: digest.to_owned(),
-                    count: images.len(),
-                });
-            };
-            self.manifest(&entry.digest, log)
-                .await?
-                .ok_or_else(|| missing(&entry.digest))?
-        } else {
-            document
-        };
+            .flattened(digest, log, what, |index| {
+                let images: Vec<_> = index.images().collect();
+                match images.as_slice() {
+                    [entry] => Ok(entry.digest.clone()),
+                    _ => Err(Error::SeveralImages {
+                        digest: digest.to_string(),
+                        count: images.len(),
+                    }),
+                }
+            })
+            .await?;
         self.existing_image(document, log, &mut KnownLayers::default())
             .await
     }
@@ -333,51 +264,63 @@ impl Registry {
     pub async fn platform_image(
         &self,
         platform: &Platform,
-        digest: &str,
+        digest: &Digest,
         log: RetryLog<'_>,
     ) -> Result<ExistingImage, Error> {
-        let missing = |digest: &str| Error::NotInRepository {
-            what: format!("the `{platform}` image `{digest}`"),
-            repository: self.repository_uri(),
-        };
+        let what = |digest: &Digest| format!("the `{platform}` image `{digest}`");
         let document = self
-            .manifest(digest, log)
-            .await?
-            .ok_or_else(|| missing(digest))?;
-        let document = if media_type::is_index(&document.media_type) {
-            let index: IndexJson = serde_json::from_slice(&document.bytes)
-                .map_err(malformed(format!("the `{platform}` index `{digest}`")))?;
-            let entry = index
-                .manifests
-                .iter()
-                .find(|m| {
-                    m.platform.as_ref().is_some_and(|p| {
-                        platform.is_satisfied_by(&p.os, &p.architecture, p.variant.as_deref())
-                    })
-                })
-                .ok_or_else(|| PlatformMismatch {
+            .flattened(digest, log, what, |index| {
+                let entry = index.image_for(platform).ok_or_else(|| PlatformMismatch {
                     wanted: platform.clone(),
                     found: "an index without that platform".to_owned(),
-                    digest: digest.to_owned(),
+                    digest: digest.to_string(),
                 })?;
-            self.manifest(&entry.digest, log)
-                .await?
-                .ok_or_else(|| missing(&entry.digest))?
-        } else {
-            document
-        };
+                Ok(entry.digest.clone())
+            })
+            .await?;
         let image = self
             .existing_image(document, log, &mut KnownLayers::default())
             .await?;
-        let found = &image.platform;
-        if !platform.is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref()) {
+        if !platform.is_satisfied_by(
+            &image.platform.os,
+            &image.platform.architecture,
+            image.platform.variant.as_deref(),
+        ) {
             return Err(PlatformMismatch {
                 wanted: platform.clone(),
-                found: found.to_string(),
-                digest: image.manifest.digest.clone(),
+                found: image.platform.to_string(),
+                digest: image.manifest.digest.to_string(),
             }
             .into());
         }
         Ok(image)
+    }
+
+    /// The manifest at `digest`; when it is an index, the child `choose` picks from it. `what`
+    /// names a digest in the error when the repository lacks it.
+    async fn flattened(
+        &self,
+        digest: &Digest,
+        log: RetryLog<'_>,
+        what: impl Fn(&Digest) -> String,
+        choose: impl FnOnce(&ImageIndex) -> Result<Digest, Error>,
+    ) -> Result<ManifestDocument, Error> {
+        let missing = |digest: &Digest| Error::NotInRepository {
+            what: what(digest),
+            repository: self.repository_uri(),
+        };
+        let document = self
+            .manifest(digest.as_str(), log)
+            .await?
+            .ok_or_else(|| missing(digest))?;
+        if !media_type::is_index(&document.media_type) {
+            return Ok(document);
+        }
+        let index: ImageIndex = serde_json::from_slice(&document.bytes)
+            .map_err(malformed(format!("the index `{digest}`")))?;
+        let child = choose(&index)?;
+        self.manifest(child.as_str(), log)
+            .await?
+            .ok_or_else(|| missing(&child))
     }
 }

@@ -9,7 +9,8 @@ use tokio::sync::Semaphore;
 
 use super::retry::RetryLog;
 use super::{Error, Registry};
-use crate::image_export::{Blob, BlobSource, ManifestDocument, PreparedImage};
+use crate::image_export::{Blob, BlobSource, PreparedImage};
+use crate::oci::{Digest, ManifestDocument};
 
 /// What pushing one image did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,7 +35,7 @@ enum BlobOutcome {
 
 impl Registry {
     /// Whether the repository holds a blob.
-    pub async fn blob_exists(&self, digest: &str, log: RetryLog<'_>) -> Result<bool, Error> {
+    pub async fn blob_exists(&self, digest: &Digest, log: RetryLog<'_>) -> Result<bool, Error> {
         let url = self.url(&format!("blobs/{digest}"));
         Ok(self
             .send(&format!("checking for blob `{digest}`"), log, true, || {
@@ -69,7 +70,7 @@ impl Registry {
                     what: format!("the upload location `{location}`"),
                     reason: e.to_string(),
                 })?;
-            url.query_pairs_mut().append_pair("digest", digest);
+            url.query_pairs_mut().append_pair("digest", digest.as_str());
             let body = match &blob.source {
                 BlobSource::File(path) => {
                     let file = tokio::fs::File::open(path)
@@ -180,8 +181,9 @@ impl Registry {
             stats.bytes_uploaded += size;
         }
         let digest = &image.manifest.digest;
-        if self.manifest_digest(digest, log).await?.is_none() {
-            self.put_manifest(digest, &image.manifest, log).await?;
+        if self.manifest_digest(digest.as_str(), log).await?.is_none() {
+            self.put_manifest(digest.as_str(), &image.manifest, log)
+                .await?;
             stats.manifest_uploaded = true;
         }
         Ok(stats)

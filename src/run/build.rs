@@ -187,7 +187,7 @@ async fn prepare_image(
             return Err(PlatformMismatch {
                 wanted: image.platform.clone(),
                 found: found.to_string(),
-                digest: held.manifest.digest.clone(),
+                digest: held.manifest.digest.to_string(),
             }
             .into());
         }

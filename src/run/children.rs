@@ -15,8 +15,9 @@ use super::skip::{self, BuildDigest};
 use crate::context::BuildContext;
 use crate::ecr::Repository;
 use crate::engine::{BuildSettings, BuiltImage, Engines};
-use crate::image_export::{ManifestDocument, PreparedImage};
+use crate::image_export::PreparedImage;
 use crate::inputs::{names, InputError, Request};
+use crate::oci::ManifestDocument;
 use crate::plan::{Plan, TagUpdate};
 use crate::platform::Platform;
 use crate::registry::{Index, IndexChild, PushStats, Registry, RetryLog};
@@ -249,7 +250,7 @@ impl Children {
         self.prepared
             .iter()
             .zip(&plan.platforms)
-            .map(|((image, _), p)| (p.platform.clone(), image.manifest.digest.clone()))
+            .map(|((image, _), p)| (p.platform.clone(), image.manifest.digest.to_string()))
     }
 
     /// Pushes every image by digest; each with its push time.

@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::push::{self, TagDecisions};
 use super::session::Session;
 use crate::gate::GateReport;
-use crate::image_export::ManifestDocument;
 use crate::inputs::Request;
+use crate::oci::ManifestDocument;
 use crate::plan::TagUpdate;
 use crate::platform::Platform;
 use crate::registry::{ExistingImage, Index, Registry};
@@ -64,7 +64,7 @@ pub fn reused(
 ) -> PlatformResult {
     PlatformResult {
         platform,
-        image_id: image.config.digest.clone(),
+        image_id: image.config.digest.to_string(),
         image_size: None,
         manifest_digest: image.manifest.digest.clone(),
         content_size: image.config.size + image.layers.iter().map(|l| l.size).sum::<u64>(),
@@ -108,7 +108,7 @@ impl Indexed {
         let console_url = ecr_console_url(
             session.request,
             &session.credentials.proxy_host,
-            &self.index.document.digest,
+            self.index.document.digest.as_str(),
         );
         let registry = session.registry_host.clone();
         let repository_uri = self.repository_uri;
@@ -126,7 +126,7 @@ impl Indexed {
             registry,
             repository_uri,
             repository_created: self.repository_created,
-            digest: self.index.document.digest,
+            digest: self.index.document.digest.to_string(),
             media_type: self.index.document.media_type,
             platforms: self.platforms,
             console_url,

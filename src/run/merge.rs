@@ -17,8 +17,8 @@ use super::push;
 use super::session::Session;
 use crate::github::Console;
 use crate::handoff::{self, PlatformImage};
-use crate::image_export::ManifestDocument;
 use crate::inputs::{names, InputError, MergeSource, Request};
+use crate::oci::{Digest, ManifestDocument};
 use crate::platform::Platform;
 use crate::registry::{self, ExistingImage, Index, IndexChild, Registry, RetryLog};
 use crate::report::{Outcome, PlatformResult, RunKind};
@@ -29,7 +29,7 @@ struct Claim {
     /// Where it came from: the result file, or the reference as given.
     source: String,
     /// The image's digest.
-    digest: String,
+    digest: Digest,
     /// What its result file says about it (`None` for a reference).
     result: Option<ResultClaim>,
 }
@@ -83,7 +83,7 @@ fn claims(request: &Request, sources: &[MergeSource]) -> anyhow::Result<Vec<Clai
                         })?;
                         claims.push(Claim {
                             source: shown.clone(),
-                            digest: image.digest.to_string(),
+                            digest: image.digest.clone(),
                             result: Some(ResultClaim {
                                 registry: results.registry.clone(),
                                 revision: results.revision.clone(),
@@ -313,7 +313,7 @@ pub async fn run(
     let held: BTreeMap<String, Option<String>> = tags
         .iter()
         .map(|tag| (*tag).to_owned())
-        .zip(digests)
+        .zip(digests.into_iter().map(|digest| digest.map(String::from)))
         .collect();
     let decisions = push::decide_tags(&plan, &held, &index, &children, &repository.mutability)?;
     // The merge run holds the gate: the `platform-only` runs leave it to this one.
@@ -324,7 +324,7 @@ pub async fn run(
             .platforms
             .iter()
             .zip(&children)
-            .map(|(p, child)| (p.clone(), child.digest.clone())),
+            .map(|(p, child)| (p.clone(), child.digest.to_string())),
     )
     .await?;
     finish::put_tags(&mut session, &registry, &decisions, &index, &children).await?;

@@ -13,7 +13,7 @@ use super::runner_files;
 use super::session::Session;
 
 use crate::github::Console;
-use crate::handoff::{self, Digest, PlatformImage, PlatformResults, FORMAT_VERSION};
+use crate::handoff::{self, PlatformImage, PlatformResults, FORMAT_VERSION};
 use crate::inputs::{names, Request};
 use crate::plan::Plan;
 use crate::registry::Index;
@@ -70,22 +70,20 @@ fn finish(
         images: platforms
             .iter()
             .zip(&index.children)
-            .map(|(platform, child)| -> anyhow::Result<PlatformImage> {
-                Ok(PlatformImage {
-                    platform: platform.platform.to_string(),
-                    digest: Digest::try_from(child.digest.clone()).map_err(anyhow::Error::msg)?,
-                    media_type: child.media_type.clone(),
-                    size: child.size,
-                    image_uri: format!("{repository_uri}@{}", child.digest),
-                    engine: platform.engine.clone(),
-                    image_id: platform.image_id.clone(),
-                    // Set: a platform-only run always builds (no index to skip against).
-                    image_size: platform.image_size.unwrap_or_default(),
-                    build_ms: platform.build_ms,
-                    push_ms: platform.push_ms,
-                })
+            .map(|(platform, child)| PlatformImage {
+                platform: platform.platform.to_string(),
+                digest: child.digest.clone(),
+                media_type: child.media_type.clone(),
+                size: child.size,
+                image_uri: format!("{repository_uri}@{}", child.digest),
+                engine: platform.engine.clone(),
+                image_id: platform.image_id.clone(),
+                // Set: a platform-only run always builds (no index to skip against).
+                image_size: platform.image_size.unwrap_or_default(),
+                build_ms: platform.build_ms,
+                push_ms: platform.push_ms,
             })
-            .collect::<anyhow::Result<_>>()?,
+            .collect(),
     };
     let result_file =
         handoff::write(results_folder, &results, &request.platforms).with_context(|| {

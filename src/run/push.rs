@@ -10,8 +10,9 @@ use tokio::sync::Semaphore;
 
 use super::elapsed_ms;
 use crate::github::Console;
-use crate::image_export::{ManifestDocument, PreparedImage};
+use crate::image_export::PreparedImage;
 use crate::inputs::{names, TagMutability};
+use crate::oci::{Digest, ManifestDocument};
 use crate::plan::{self, ImmutableTag, Plan, TagAction, TagUpdate};
 use crate::registry::{Index, PushStats, Registry, RepositoryImages, RetryLog};
 use crate::tag_rules::SourcedTag;
@@ -45,7 +46,10 @@ pub async fn read_repository(
             )
         })?;
     let mut held = BTreeMap::new();
-    held.insert(first_tag.to_owned(), existing.digest.clone());
+    held.insert(
+        first_tag.to_owned(),
+        existing.digest.as_ref().map(Digest::to_string),
+    );
     let other_tags: Vec<&str> = plan
         .index_tags
         .iter()
@@ -60,7 +64,12 @@ pub async fn read_repository(
     )
     .await
     .context("reading what the tags hold")?;
-    held.extend(other_tags.iter().map(|tag| (*tag).to_owned()).zip(digests));
+    held.extend(
+        other_tags
+            .iter()
+            .map(|tag| (*tag).to_owned())
+            .zip(digests.into_iter().map(|digest| digest.map(String::from))),
+    );
     Ok(RepositoryState { existing, held })
 }
 
@@ -84,7 +93,7 @@ pub fn decide_tags(
     let index_updates = plan::tag_updates(
         &plan.index_tags,
         held,
-        &index.document.digest,
+        index.document.digest.as_str(),
         mutability,
         &plan.repository,
     )?;
@@ -97,7 +106,7 @@ pub fn decide_tags(
                     source: names::ARCH_TAGS,
                 }],
                 held,
-                &child.digest,
+                child.digest.as_str(),
                 mutability,
                 &plan.repository,
             )?

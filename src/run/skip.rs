@@ -17,8 +17,8 @@ use crate::dockerfile::{Dockerfile, ImageUse};
 use crate::ecr::Repository;
 use crate::engine::{self, Engines, RegistryLogin};
 use crate::github::Console;
-use crate::image_export::ManifestDocument;
 use crate::inputs::{names, Request};
+use crate::oci::ManifestDocument;
 use crate::plan::Plan;
 use crate::registry::{ExistingImage, Index, IndexChild, Registry};
 use crate::report::{Outcome, RunKind, SkipReport};
@@ -290,7 +290,7 @@ impl Reuse<'_> {
             plan.platforms
                 .iter()
                 .zip(images)
-                .map(|(p, image)| (p.platform.clone(), image.manifest.digest.clone())),
+                .map(|(p, image)| (p.platform.clone(), image.manifest.digest.to_string())),
         )
         .await?;
         let document = self

@@ -3,10 +3,10 @@
 //! attestation entry), is flattened to the manifest for the requested platform.
 
 use ecr_multiarch::github::Console;
-use ecr_multiarch::image_export::media_type::{DOCKER_MANIFEST, OCI_INDEX};
+use ecr_multiarch::oci::media_type::{DOCKER_MANIFEST, OCI_INDEX};
+use ecr_multiarch::oci::Digest;
 use ecr_multiarch::platform::Platform;
 use ecr_multiarch::registry::{self, Index, IndexChild, Registry, RetryLog};
-use sha2::{Digest as _, Sha256};
 
 use super::{command, fixture, testbed, unique_repository, Run};
 
@@ -64,7 +64,7 @@ async fn a_child_index_is_flattened_to_the_requested_platform() {
         "manifests": [attestation, entry("arm64", "linux")],
     }))
     .unwrap();
-    let child_digest = format!("sha256:{:x}", Sha256::digest(&child_index));
+    let child_digest = Digest::of(&child_index);
     let body = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(body.path(), &child_index).unwrap();
     curl(&[
@@ -107,7 +107,7 @@ async fn a_child_index_is_flattened_to_the_requested_platform() {
     );
     assert_eq!(
         super::skopeo_digest(&repository, "flattened"),
-        Some(index.document.digest)
+        Some(index.document.digest.to_string())
     );
 
     // Asking the child index for a platform it does not hold is a platform mismatch.
