@@ -227,6 +227,30 @@ impl Console {
     }
 }
 
+/// The run's progress goes to its console: the lower rooms' lines become grouped, sanitised
+/// log lines and annotations here.
+impl crate::progress::Progress for Console {
+    fn group_line(&self, group: &str, line: &str) {
+        Console::group_line(self, group, line);
+    }
+
+    fn end_group(&self) {
+        Console::end_group(self);
+    }
+
+    fn info(&self, message: &str) {
+        Console::info(self, message);
+    }
+
+    fn notice(&self, message: &str) {
+        Console::notice(self, message);
+    }
+
+    fn warning(&self, message: &str) {
+        Console::warning(self, message);
+    }
+}
+
 /// Appends `name=value` outputs to the runner's `GITHUB_OUTPUT` file, every value in the
 /// heredoc form with a random delimiter so that no value can end it early or forge another.
 pub fn write_outputs(path: &Path, outputs: &[(&str, String)]) -> io::Result<()> {

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
+use crate::byte_size::human_size;
+use crate::gate::GateReport;
 use crate::github::markdown::code;
+use crate::inputs::Runner;
 use crate::oci::Digest;
 use crate::plan::TagAction;
 use crate::platform::Platform;
@@ -457,19 +460,32 @@ fn seconds(ms: u128) -> String {
     format!("{}.{} s", ms / 1000, (ms % 1000) / 100)
 }
 
-/// Sizes as a registry console shows them (decimal units).
-#[must_use]
-pub fn human_size(bytes: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
-    let value = bytes as f64;
-    if value >= 1e9 {
-        format!("{:.2} GB", value / 1e9)
-    } else if value >= 1e6 {
-        format!("{:.1} MB", value / 1e6)
-    } else if value >= 1e3 {
-        format!("{:.1} kB", value / 1e3)
-    } else {
-        format!("{bytes} B")
+/// A refused run's job summary and outputs (`vulnerabilities`, and `metadata` with the judged
+/// list), written before the error ends the run. Failing to write them only loses them: the
+/// refusal is the run's result either way.
+pub fn publish_refusal(runner: &Runner, report: &GateReport, repository_uri: &str) {
+    if let Some(path) = &runner.summary_file {
+        let md = format!(
+            "### ecr-multiarch: `{repository_uri}`\n\n{}",
+            report.summary_markdown(repository_uri)
+        );
+        let _ = crate::github::write_summary(path, &md);
+    }
+    if let Some(path) = &runner.output_file {
+        let metadata = json!({
+            "repository-uri": repository_uri,
+            "platform-digests": report.platforms.iter()
+                .map(|p| (p.platform.to_string(), json!(p.digest)))
+                .collect::<serde_json::Map<_, _>>(),
+            "vulnerability-gate": report.metadata(),
+        });
+        let _ = crate::github::write_outputs(
+            path,
+            &[
+                (names::VULNERABILITIES, report.vulnerabilities().to_string()),
+                (names::METADATA, metadata.to_string()),
+            ],
+        );
     }
 }
 

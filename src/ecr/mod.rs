@@ -12,13 +12,18 @@ use aws_sdk_ecr::types::{
 };
 use base64::Engine as _;
 
-use crate::inputs::{Endpoint, Request, TagMutability};
 use crate::secret::Secret;
 use crate::tag_mutability::TagFilter;
+use crate::tag_mutability::TagMutability;
 
 mod archive;
+pub mod finding;
+mod repository_settings;
 mod settings;
 pub use archive::ArchivedImage;
+pub use repository_settings::{
+    Connection, Encryption, Endpoint, PolicyFile, RepositorySettings, WantedRepository,
+};
 pub use settings::{Difference, SettingsReport, Template, TemplateLookup};
 
 /// A failure talking to ECR; callers branch on a missing repository.
@@ -184,8 +189,8 @@ pub struct Ecr {
 }
 
 impl Ecr {
-    /// Loads the AWS configuration for the request's region.
-    pub async fn connect(request: &Request) -> Ecr {
+    /// Loads the AWS configuration for the connection's region and endpoints.
+    pub async fn connect(connection: &Connection) -> Ecr {
         // rustls with ring, as everywhere in this binary (see Cargo.toml).
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -193,12 +198,12 @@ impl Ecr {
             ))
             .build_https();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(request.aws_region.clone()))
+            .region(Region::new(connection.region.clone()))
             .http_client(http_client);
         // The SDK picks the API's FIPS or dual-stack endpoint (`AWS_USE_*_ENDPOINT` already
         // decided `endpoint` when the input was empty).
-        if !request.repository_settings.explicit_endpoint_url {
-            match request.repository_settings.endpoint {
+        if !connection.explicit_endpoint_url {
+            match connection.endpoint {
                 Endpoint::Default => {}
                 Endpoint::DualStack => loader = loader.use_dual_stack(true),
                 Endpoint::Fips => loader = loader.use_fips(true),
@@ -208,7 +213,7 @@ impl Ecr {
         // An explicit endpoint URL (`AWS_ENDPOINT_URL_ECR`, e.g. a VPC endpoint) is used as
         // given: the SDK refuses FIPS or dual-stack beside one. The registry host still
         // follows `endpoint`.
-        let client = if request.repository_settings.explicit_endpoint_url {
+        let client = if connection.explicit_endpoint_url {
             aws_sdk_ecr::Client::from_conf(
                 aws_sdk_ecr::config::Builder::from(&config)
                     .use_fips(false)
@@ -220,9 +225,9 @@ impl Ecr {
         };
         Ecr {
             client,
-            region: request.aws_region.clone(),
-            registry_id: request.registry_id.clone(),
-            endpoint: request.repository_settings.endpoint,
+            region: connection.region.clone(),
+            registry_id: connection.registry_id.clone(),
+            endpoint: connection.endpoint,
         }
     }
 
@@ -363,14 +368,17 @@ impl Ecr {
     /// inputs name (and changed, with `update-repository`). With `create-repository: template`
     /// a missing repository is left to ECR's create-on-push when a creation template matches.
     /// Either way the answer carries the repository's actual mutability.
-    pub async fn ensure_repository(&self, request: &Request) -> Result<Repository, Error> {
-        let name = &request.repository;
+    pub async fn ensure_repository(
+        &self,
+        wanted: &WantedRepository<'_>,
+    ) -> Result<Repository, Error> {
+        let name = wanted.repository;
         if let Some(existing) = self.describe_repository(name).await? {
-            return self.existing_with_settings(&existing, request).await;
+            return self.existing_with_settings(&existing, wanted).await;
         }
-        if !request.create_repository {
+        if !wanted.create_repository {
             return Err(Error::RepositoryMissing {
-                repository: name.clone(),
+                repository: name.to_owned(),
                 region: self.region.clone(),
             });
         }
@@ -378,7 +386,7 @@ impl Ecr {
         match self.creation_template(name).await {
             TemplateLookup::Found(template) => {
                 report.template = Some(template.prefix.clone());
-                if request.repository_settings.create_from_template {
+                if wanted.settings.create_from_template {
                     report.create_on_push = true;
                     return Ok(Repository {
                         created: false,
@@ -387,9 +395,9 @@ impl Ecr {
                     });
                 }
             }
-            TemplateLookup::NoneMatches if request.repository_settings.create_from_template => {
+            TemplateLookup::NoneMatches if wanted.settings.create_from_template => {
                 return Err(Error::NoCreationTemplate {
-                    repository: name.clone(),
+                    repository: name.to_owned(),
                     region: self.region.clone(),
                 });
             }
@@ -398,12 +406,12 @@ impl Ecr {
                 report
                     .notices
                     .push(format!("repository creation templates not read: {why}"));
-                if request.repository_settings.create_from_template {
+                if wanted.settings.create_from_template {
                     // ECR decides at the first push; the push fails clearly if nothing matches.
                     report.create_on_push = true;
                     return Ok(Repository {
                         created: false,
-                        mutability: request.image_tag_mutability.clone(),
+                        mutability: wanted.image_tag_mutability.clone(),
                         settings: report,
                     });
                 }
@@ -414,9 +422,9 @@ impl Ecr {
             .value("ecr-multiarch")
             .build()
             .map_err(|e| Error::UnexpectedAnswer(e.to_string()))?;
-        let (mode, filters) = to_ecr(&request.image_tag_mutability)?;
-        let encryption = request
-            .repository_settings
+        let (mode, filters) = to_ecr(wanted.image_tag_mutability)?;
+        let encryption = wanted
+            .settings
             .encryption
             .as_ref()
             .map(settings::encryption_configuration)
@@ -430,7 +438,7 @@ impl Ecr {
             .set_image_tag_mutability_exclusion_filters(filters)
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
-                    .scan_on_push(request.scan_on_push)
+                    .scan_on_push(wanted.scan_on_push)
                     .build(),
             )
             .set_encryption_configuration(encryption)
@@ -439,20 +447,18 @@ impl Ecr {
             .await
         {
             Ok(answer) => {
-                if let Some(encryption) = &request.repository_settings.encryption {
+                if let Some(encryption) = &wanted.settings.encryption {
                     report.created_with.push(match encryption.kms_key() {
                         Some(key) => format!("encryption {} (`{key}`)", encryption.kind()),
                         None => format!("encryption {}", encryption.kind()),
                     });
                 }
-                report
-                    .created_with
-                    .extend(self.set_policies(request).await?);
+                report.created_with.extend(self.set_policies(wanted).await?);
                 Ok(Repository {
                     created: true,
                     mutability: match answer.repository() {
                         Some(created) => from_ecr(created)?,
-                        None => request.image_tag_mutability.clone(),
+                        None => wanted.image_tag_mutability.clone(),
                     },
                     settings: report,
                 })
@@ -468,12 +474,12 @@ impl Ecr {
                         "ECR says repository `{name}` already exists, then that it does not"
                     ))
                 })?;
-                self.existing_with_settings(&existing, request).await
+                self.existing_with_settings(&existing, wanted).await
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_kms_exception()) => {
                 Err(Error::SettingRefused {
-                    input: crate::inputs::names::KMS_KEY,
-                    repository: name.clone(),
+                    input: crate::input_names::KMS_KEY,
+                    repository: name.to_owned(),
                     message: e
                         .as_service_error()
                         .and_then(|s| aws_sdk_ecr::error::ProvideErrorMetadata::message(s))
@@ -490,16 +496,16 @@ impl Ecr {
     async fn existing_with_settings(
         &self,
         existing: &aws_sdk_ecr::types::Repository,
-        request: &Request,
+        wanted: &WantedRepository<'_>,
     ) -> Result<Repository, Error> {
-        let differences = self.compare_settings(existing, request).await?;
+        let differences = self.compare_settings(existing, wanted).await?;
         let mutability_updated = differences
             .iter()
-            .any(|d| d.updated && d.input == crate::inputs::names::IMAGE_TAG_MUTABILITY);
+            .any(|d| d.updated && d.input == crate::input_names::IMAGE_TAG_MUTABILITY);
         Ok(Repository {
             created: false,
             mutability: if mutability_updated {
-                request.image_tag_mutability.clone()
+                wanted.image_tag_mutability.clone()
             } else {
                 from_ecr(existing)?
             },

@@ -1,6 +1,6 @@
 //! ECR's image scanning, for the vulnerability gate ([`crate::gate`]): the registry's scanning
-//! configuration, a scan's status and findings, and starting a basic scan. Answers become the
-//! gate's own types here; nothing is decided here but what an answer means. Uses the client of
+//! configuration, a scan's status and findings, and starting a basic scan. Answers become
+//! [`crate::ecr::finding`]'s types here; nothing is decided here but what an answer means. Uses the client of
 //! [`Ecr`] (a file of its own: the calls are the gate's, not the repository's).
 //!
 //! API: <https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImageScanFindings.html>
@@ -12,8 +12,8 @@ use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{ImageIdentifier, ScanFrequency, ScanType};
 use chrono::{DateTime, Utc};
 
+use super::finding::{Finding, Severity};
 use super::Ecr;
-use crate::gate::judge::{Finding, Severity};
 
 /// An ECR scan call that failed for a reason waiting will not fix.
 #[derive(Debug, thiserror::Error)]

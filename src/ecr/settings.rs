@@ -12,7 +12,9 @@ use aws_sdk_ecr::types::{
 };
 
 use super::{api_error, from_ecr, to_ecr, Ecr, Error};
-use crate::inputs::{names, Encryption, Request, TagMutability};
+use super::{Encryption, WantedRepository};
+use crate::input_names as names;
+use crate::tag_mutability::TagMutability;
 
 /// One setting where the repository differs from what the workflow names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,16 +183,19 @@ impl Ecr {
 
     /// Sets the lifecycle and repository policies the request names on a repository this run
     /// created; answers what was set.
-    pub(super) async fn set_policies(&self, request: &Request) -> Result<Vec<String>, Error> {
-        let settings = &request.repository_settings;
+    pub(super) async fn set_policies(
+        &self,
+        wanted: &WantedRepository<'_>,
+    ) -> Result<Vec<String>, Error> {
+        let settings = &wanted.settings;
         let mut set = Vec::new();
         if let Some(policy) = &settings.lifecycle_policy {
-            self.put_lifecycle_policy(&request.repository, &policy.text)
+            self.put_lifecycle_policy(wanted.repository, &policy.text)
                 .await?;
             set.push(format!("lifecycle policy `{}`", policy.path.display()));
         }
         if let Some(policy) = &settings.repository_policy {
-            self.set_repository_policy(&request.repository, &policy.text)
+            self.set_repository_policy(wanted.repository, &policy.text)
                 .await?;
             set.push(format!("repository policy `{}`", policy.path.display()));
         }
@@ -287,18 +292,18 @@ impl Ecr {
     pub(super) async fn compare_settings(
         &self,
         existing: &aws_sdk_ecr::types::Repository,
-        request: &Request,
+        wanted: &WantedRepository<'_>,
     ) -> Result<Vec<Difference>, Error> {
-        let name = &request.repository;
-        let settings = &request.repository_settings;
+        let name = wanted.repository;
+        let settings = &wanted.settings;
         let update = settings.update_repository;
         let mut differences = Vec::new();
 
         if settings.mutability_given {
             let current = from_ecr(existing)?;
-            if current != request.image_tag_mutability {
+            if current != *wanted.image_tag_mutability {
                 if update {
-                    let (mode, filters) = to_ecr(&request.image_tag_mutability)?;
+                    let (mode, filters) = to_ecr(wanted.image_tag_mutability)?;
                     self.client
                         .put_image_tag_mutability()
                         .set_registry_id(self.registry_id.clone())
@@ -313,7 +318,7 @@ impl Ecr {
                 }
                 differences.push(Difference {
                     input: names::IMAGE_TAG_MUTABILITY,
-                    workflow: request.image_tag_mutability.to_string(),
+                    workflow: wanted.image_tag_mutability.to_string(),
                     repository: current.to_string(),
                     updated: update,
                 });
@@ -324,7 +329,7 @@ impl Ecr {
             let current = existing
                 .image_scanning_configuration()
                 .is_some_and(|c| c.scan_on_push());
-            if current != request.scan_on_push {
+            if current != wanted.scan_on_push {
                 if update {
                     self.client
                         .put_image_scanning_configuration()
@@ -332,7 +337,7 @@ impl Ecr {
                         .repository_name(name)
                         .image_scanning_configuration(
                             ImageScanningConfiguration::builder()
-                                .scan_on_push(request.scan_on_push)
+                                .scan_on_push(wanted.scan_on_push)
                                 .build(),
                         )
                         .send()
@@ -341,7 +346,7 @@ impl Ecr {
                 }
                 differences.push(Difference {
                     input: names::SCAN_ON_PUSH,
-                    workflow: request.scan_on_push.to_string(),
+                    workflow: wanted.scan_on_push.to_string(),
                     repository: current.to_string(),
                     updated: update,
                 });

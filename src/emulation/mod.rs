@@ -7,4 +7,4 @@ pub mod kernel;
 pub mod probe;
 mod qemu;
 
-pub use qemu::register_emulators;
+pub use qemu::{probe_container, register_emulators};

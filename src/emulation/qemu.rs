@@ -7,11 +7,10 @@ use std::time::Instant;
 use futures_util::future::join_all;
 
 use crate::engine::{self, Engine, Engines};
-use crate::github::Console;
-use crate::inputs::Request;
 use crate::platform::Platform;
+use crate::progress::Progress;
 
-use super::kernel;
+use super::{kernel, probe};
 
 /// Registers QEMU for the platforms the Engine's CPU cannot run, like setup-qemu-action would,
 /// unless the Engine already runs them. Whether it does is asked of the kernel: when the Engine
@@ -20,17 +19,18 @@ use super::kernel;
 /// container through the Engine (a few hundred bytes, loaded, never pulled). The installer
 /// would pull its image and start a privileged container. A failure only warns (the runner may
 /// already emulate them), unless the Engine itself is gone. Each Engine (`engines`) for its own
-/// platforms. Returns the time the checks took, `None` when no platform needed one.
+/// platforms. `binfmt_image` is the installer's image; `none` registers nothing. Returns the
+/// time the checks took, `None` when no platform needed one.
 pub async fn register_emulators(
-    request: &Request,
+    binfmt_image: &str,
     engines: &Engines,
-    console: &Console,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Option<u128>> {
     let several = engines.each().count() > 1;
     let mut total_ms = None;
     for (engine, platforms) in engines.each() {
         if let Some(ms) =
-            register_emulators_on(request, engine, &platforms, several, console).await?
+            register_emulators_on(binfmt_image, engine, &platforms, several, progress).await?
         {
             total_ms = Some(total_ms.unwrap_or(0) + ms);
         }
@@ -40,19 +40,19 @@ pub async fn register_emulators(
 
 /// Registers QEMU on one Engine for those of `platforms` its CPU cannot run.
 async fn register_emulators_on(
-    request: &Request,
+    binfmt_image: &str,
     engine: &Engine,
     platforms: &[Platform],
     several: bool,
-    console: &Console,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Option<u128>> {
     let foreign = engine.foreign_architectures(platforms);
-    if foreign.is_empty() || request.binfmt_image == "none" {
+    if foreign.is_empty() || binfmt_image == "none" {
         return Ok(None);
     }
     let phase = Instant::now();
     if several {
-        console.group_line("qemu", &format!("on {}", engine.describe()));
+        progress.group_line("qemu", &format!("on {}", engine.describe()));
     }
     let foreign_platforms: Vec<&Platform> = platforms
         .iter()
@@ -70,7 +70,7 @@ async fn register_emulators_on(
                     kernel::Runs::Unknown => {}
                 }
             }
-            (engine.runs_platform(platform).await, "a probe container")
+            (probe_container(engine, platform).await, "a probe container")
         }
     }))
     .await;
@@ -84,7 +84,7 @@ async fn register_emulators_on(
                 return Err(anyhow::Error::new(error).context("nothing was built or pushed"))
             }
             Err(error) => {
-                console.group_line(
+                progress.group_line(
                     "qemu",
                     &format!(
                         "could not tell whether the Engine runs `{platform}`: {}",
@@ -98,7 +98,7 @@ async fn register_emulators_on(
             checked_by.push(how);
         }
         if !runs {
-            console.group_line(
+            progress.group_line(
                 "qemu",
                 &format!("the Engine does not run `{platform}` yet (checked by {how})"),
             );
@@ -108,7 +108,7 @@ async fn register_emulators_on(
         }
     }
     if missing.is_empty() {
-        console.group_line(
+        progress.group_line(
             "qemu",
             &format!(
                 "the Engine already runs {} (checked by {} in {} ms): no QEMU installer needed",
@@ -121,22 +121,41 @@ async fn register_emulators_on(
                 phase.elapsed().as_millis()
             ),
         );
-        console.end_group();
+        progress.end_group();
         return Ok(Some(phase.elapsed().as_millis()));
     }
     if let Err(error) = engine
-        .register_emulators(&missing, &request.binfmt_image, console)
+        .register_emulators(&missing, binfmt_image, progress)
         .await
     {
         // A daemon that died here cannot build either: that is the failure to report.
         if matches!(error, engine::Error::Lost { .. }) {
             return Err(anyhow::Error::new(error).context("nothing was built or pushed"));
         }
-        console.warning(&format!(
+        progress.warning(&format!(
             "{:#} (builds for {} need QEMU registered on the runner)",
             anyhow::Error::new(error),
             missing.join(", ")
         ));
     }
     Ok(Some(phase.elapsed().as_millis()))
+}
+
+/// Whether `engine` runs programs of `platform`, asked of a probe container of that platform;
+/// `None` when there is no probe program for its architecture.
+pub async fn probe_container(
+    engine: &Engine,
+    platform: &Platform,
+) -> Result<Option<bool>, engine::Error> {
+    let Some(archive) = probe::image_archive(platform) else {
+        return Ok(None);
+    };
+    let archive = archive.map_err(|e| {
+        engine::Error::UnexpectedAnswer(format!("writing the `{platform}` probe image: {e}"))
+    })?;
+    let probe = engine::ProbeImage {
+        classic_id: probe::classic_image_id(&archive),
+        archive,
+    };
+    engine.runs_platform(platform, &probe).await.map(Some)
 }

@@ -16,9 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::{session, Engine, Error};
 use crate::context::BuildContext;
-use crate::github::Console;
-use crate::inputs::Request;
 use crate::platform::Platform;
+use crate::progress::Progress;
 use crate::secret::Secret;
 
 /// The repository of each build's temporary image name, `ecr-multiarch-build:<uuid>`.
@@ -67,6 +66,45 @@ impl RegistryLogin {
     }
 }
 
+/// Network mode for `RUN` steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// The daemon's default network.
+    Default,
+    /// The host's network.
+    Host,
+    /// No network.
+    None,
+}
+
+impl NetworkMode {
+    /// The name the Engine API expects.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkMode::Default => "default",
+            NetworkMode::Host => "host",
+            NetworkMode::None => "none",
+        }
+    }
+}
+
+/// What the inputs ask of every build: `build-args`, `target`, `network`, `no-cache`, and
+/// `repository-cache` (the inline cache).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Build arguments.
+    pub build_args: std::collections::BTreeMap<String, String>,
+    /// Build stage.
+    pub target: Option<String>,
+    /// Network mode for `RUN` steps; `None` is the daemon default.
+    pub network: Option<NetworkMode>,
+    /// Build without cache.
+    pub no_cache: bool,
+    /// Export BuildKit's inline cache into the image config (`BUILDKIT_INLINE_CACHE=1`).
+    pub inline_cache: bool,
+}
+
 /// What a build sends besides the context.
 #[derive(Debug, Clone)]
 pub struct BuildSettings {
@@ -84,19 +122,19 @@ pub struct BuildSettings {
 }
 
 impl BuildSettings {
-    /// The build settings of a request, with the plan's labels.
+    /// The build settings of the inputs' `options`, with the plan's labels.
     #[must_use]
     pub fn new(
-        request: &Request,
+        options: &BuildOptions,
         labels: &std::collections::BTreeMap<String, String>,
     ) -> BuildSettings {
         BuildSettings {
-            build_args: request.build_args.clone().into_iter().collect(),
+            build_args: options.build_args.clone().into_iter().collect(),
             labels: labels.clone().into_iter().collect(),
-            network: request.network.map(crate::inputs::NetworkMode::as_str),
-            target: request.target.clone(),
-            no_cache: request.no_cache,
-            inline_cache: request.repository_cache,
+            network: options.network.map(NetworkMode::as_str),
+            target: options.target.clone(),
+            no_cache: options.no_cache,
+            inline_cache: options.inline_cache,
             cache_from: HashMap::new(),
             registry_login: None,
         }
@@ -128,7 +166,7 @@ struct Step {
 }
 
 impl Engine {
-    /// Builds the context for one platform with BuildKit, streaming progress to the console
+    /// Builds the context for one platform with BuildKit, streaming its progress to `progress`
     /// under the platform's name. Reads the stream to its end: any error fails the build.
     pub async fn build(
         &self,
@@ -136,10 +174,10 @@ impl Engine {
         context: &BuildContext,
         dockerfile: &Path,
         settings: &BuildSettings,
-        console: &Console,
+        progress: &dyn Progress,
     ) -> Result<BuiltImage, Error> {
         let built = self
-            .build_once(platform, context, dockerfile, settings, console)
+            .build_once(platform, context, dockerfile, settings, progress)
             .await;
         match built {
             // On the containerd image store, two builds that end in the same image at the same
@@ -151,11 +189,11 @@ impl Engine {
             Err(Error::BuildFailed { message, .. })
                 if message.contains("moby-dangling@") && message.contains("already exists") =>
             {
-                console.group_line(
+                progress.group_line(
                     &platform.to_string(),
                     "another build stored the same image at the same moment: building again",
                 );
-                self.build_once(platform, context, dockerfile, settings, console)
+                self.build_once(platform, context, dockerfile, settings, progress)
                     .await
             }
             // The build's answer broke off, yet the Engine still answers: the connection, not
@@ -167,13 +205,13 @@ impl Engine {
                 source,
                 ..
             }) if self.docker.ping().await.is_ok() => {
-                console.group_line(
+                progress.group_line(
                     &platform.to_string(),
                     &format!(
                         "the connection to the Engine broke during the build ({source}); the Engine still answers: building again"
                     ),
                 );
-                self.build_once(platform, context, dockerfile, settings, console)
+                self.build_once(platform, context, dockerfile, settings, progress)
                     .await
             }
             other => other,
@@ -186,7 +224,7 @@ impl Engine {
         context: &BuildContext,
         dockerfile: &Path,
         settings: &BuildSettings,
-        console: &Console,
+        progress: &dyn Progress,
     ) -> Result<BuiltImage, Error> {
         let group = platform.to_string();
         let context_session = self.context_session(context, settings).await;
@@ -258,7 +296,7 @@ impl Engine {
             while let Some(info) = stream.try_next().await? {
                 if let Some(text) = info.stream.as_deref() {
                     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                        console.group_line(&group, line);
+                        progress.group_line(&group, line);
                     }
                 }
                 match info.aux {
@@ -279,7 +317,7 @@ impl Engine {
                             }
                             if vertex.started.is_some() && !step.started {
                                 step.started = true;
-                                console
+                                progress
                                     .group_line(&group, &format!("#{} {}", step.number, step.name));
                             }
                             if !vertex.error.is_empty() {
@@ -288,14 +326,14 @@ impl Engine {
                                 if failed_step.is_none() && !vertex.error.contains("canceled") {
                                     failed_step = Some(step.name.clone());
                                 }
-                                console.group_line(
+                                progress.group_line(
                                     &group,
                                     &format!("#{} ERROR: {}", step.number, vertex.error),
                                 );
                             } else if vertex.completed.is_some() && !step.completed {
                                 step.completed = true;
                                 let state = if vertex.cached { "CACHED" } else { "DONE" };
-                                console.group_line(&group, &format!("#{} {state}", step.number));
+                                progress.group_line(&group, &format!("#{} {state}", step.number));
                             }
                         }
                         for log in status.logs {
@@ -306,7 +344,7 @@ impl Engine {
                                 ..Step::default()
                             });
                             for line in String::from_utf8_lossy(&log.msg).lines() {
-                                console.group_line(&group, &format!("#{} {line}", step.number));
+                                progress.group_line(&group, &format!("#{} {line}", step.number));
                                 if step.last_lines.len() == FAILED_STEP_LINES {
                                     step.last_lines.pop_front();
                                 }

@@ -1,7 +1,7 @@
 //! The containers an Engine runs for this action, both for emulation: the QEMU installer
 //! (binfmt) and the platform probes. One lifecycle for both ([`Engine::run_container`]):
 //! create, start, wait, read the logs, and remove whatever happened. Whether emulation is
-//! needed is decided elsewhere (`crate::emulation`).
+//! needed, and the probe images themselves, come from `crate::emulation`, which calls these.
 
 use bollard::models::{ContainerCreateBody, ContainerWaitResponse, HostConfig};
 use bollard::query_parameters::{
@@ -11,8 +11,18 @@ use bollard::query_parameters::{
 use futures_util::TryStreamExt;
 
 use super::{is_transport, Engine, Error};
-use crate::github::Console;
 use crate::platform::Platform;
+use crate::progress::Progress;
+
+/// A probe image for [`Engine::runs_platform`]: what to load, and what it is called.
+#[derive(Debug, Clone)]
+pub struct ProbeImage {
+    /// A `docker save` archive of one untagged image.
+    pub archive: Vec<u8>,
+    /// The id a classic-store Engine gives it (the digest of its config), for when the load's
+    /// answer does not name it.
+    pub classic_id: Option<String>,
+}
 
 /// How a container's run ended, as the Engine answered.
 enum Ran {
@@ -81,12 +91,12 @@ impl Engine {
         &self,
         architectures: &[String],
         image: &str,
-        console: &Console,
+        progress: &dyn Progress,
     ) -> Result<(), Error> {
         let group = "qemu";
         let api = |action: String| move |source| self.call_failed(None, action, source);
         if self.docker.inspect_image(image).await.is_err() {
-            console.group_line(group, &format!("pulling {image}"));
+            progress.group_line(group, &format!("pulling {image}"));
             let mut pull = self.docker.create_image(
                 Some(CreateImageOptionsBuilder::new().from_image(image).build()),
                 None,
@@ -100,7 +110,7 @@ impl Engine {
             {}
         }
         let list = architectures.join(",");
-        console.group_line(
+        progress.group_line(
             group,
             &format!("registering QEMU emulators for {list} ({image})"),
         );
@@ -125,7 +135,7 @@ impl Engine {
                     ..ContainerCreateBody::default()
                 },
                 format!("creating the QEMU installer from `{image}`"),
-                Some(&|text: &str| console.group_line(group, text)),
+                Some(&|text: &str| progress.group_line(group, text)),
             )
             .await?;
         let outcome = match ran {
@@ -134,26 +144,23 @@ impl Engine {
                 .map(|_| ())
                 .map_err(api(format!("registering QEMU emulators for {list}"))),
         };
-        console.end_group();
+        progress.end_group();
         outcome
     }
 
     /// Whether the Engine runs programs of `platform`: natively, or through an emulator the
-    /// host's kernel has registered. Runs a probe container (a few hundred bytes, loaded, not
-    /// pulled) of that platform whose program only exits 0; `None` when there is no probe for
-    /// the architecture. An exec format error, or any other failure to start or exit cleanly,
-    /// means no.
-    pub async fn runs_platform(&self, platform: &Platform) -> Result<Option<bool>, Error> {
-        let Some(archive) = crate::emulation::probe::image_archive(platform) else {
-            return Ok(None);
-        };
-        let archive = archive.map_err(|e| {
-            Error::UnexpectedAnswer(format!("writing the `{platform}` probe image: {e}"))
-        })?;
+    /// host's kernel has registered. Runs a container of `probe` (a few hundred bytes, loaded,
+    /// not pulled), an image of that platform whose program only exits 0. An exec format
+    /// error, or any other failure to start or exit cleanly, means no.
+    pub async fn runs_platform(
+        &self,
+        platform: &Platform,
+        probe: &ProbeImage,
+    ) -> Result<bool, Error> {
         let api = |action: String| move |source| self.call_failed(None, action, source);
         let mut load = self.docker.import_image(
             ImportImageOptionsBuilder::new().quiet(true).build(),
-            bollard::body_full(archive.clone().into()),
+            bollard::body_full(probe.archive.clone().into()),
             None,
         );
         let mut loaded = None;
@@ -170,13 +177,11 @@ impl Engine {
                 loaded = Some(id.trim().to_owned());
             }
         }
-        let image = loaded
-            .or_else(|| crate::emulation::probe::classic_image_id(&archive))
-            .ok_or_else(|| {
-                Error::UnexpectedAnswer(format!(
-                    "the Engine loaded the `{platform}` probe image without naming it"
-                ))
-            })?;
+        let image = loaded.or_else(|| probe.classic_id.clone()).ok_or_else(|| {
+            Error::UnexpectedAnswer(format!(
+                "the Engine loaded the `{platform}` probe image without naming it"
+            ))
+        })?;
         let ran = self
             .run_container(
                 Some(
@@ -216,6 +221,6 @@ impl Engine {
                 ))
             }
         };
-        Ok(Some(runs))
+        Ok(runs)
     }
 }

@@ -1,9 +1,30 @@
 //! The Docker Engines of a run and which platforms each builds (the `engines` input, else
 //! `DOCKER_HOST`). Routing only: connecting and building are [`Engine`]'s.
 
-use super::{Engine, Error, NamedBy, DEFAULT_DOCKER_HOST};
-use crate::inputs::Request;
+use super::{DockerTls, Engine, Error, NamedBy, DEFAULT_DOCKER_HOST};
 use crate::platform::Platform;
+
+/// One line of `engines`: a platform and the Docker Engine that builds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformEngine {
+    /// The platform, spelt as in `platforms`.
+    pub platform: Platform,
+    /// `unix:///<socket>` or `tcp://<host>:<port>`, the port filled in as the docker CLI does.
+    pub address: String,
+}
+
+/// Where a run's Engines are, as the inputs give them.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses<'a> {
+    /// The run's platforms, in order.
+    pub platforms: &'a [Platform],
+    /// `DOCKER_HOST`; `None`: the default socket.
+    pub docker_host: Option<&'a str>,
+    /// `engines`: the Engine of some platforms; the others build at `docker_host`.
+    pub engines: &'a [PlatformEngine],
+    /// TLS for `tcp://` Engines, when `DOCKER_TLS_VERIFY` is set.
+    pub tls: Option<&'a DockerTls>,
+}
 
 /// The Docker Engines of a run, each with the platforms it builds: those the `engines` input
 /// maps (issue 10: each platform where it is native), and the Engine at `DOCKER_HOST` for the
@@ -16,14 +37,14 @@ pub struct Engines {
 }
 
 /// Which address builds which platforms, in the run's platform order, and what named it.
-fn assign(request: &Request) -> Vec<(String, Vec<Platform>, NamedBy)> {
-    let default = request
+fn assign(addresses: &Addresses<'_>) -> Vec<(String, Vec<Platform>, NamedBy)> {
+    let default = addresses
         .docker_host
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
+        .unwrap_or(DEFAULT_DOCKER_HOST)
+        .to_owned();
     let mut groups: Vec<(String, Vec<Platform>, NamedBy)> = Vec::new();
-    for platform in &request.platforms {
-        let (address, named_by) = request
+    for platform in addresses.platforms {
+        let (address, named_by) = addresses
             .engines
             .iter()
             .find(|e| &e.platform == platform)
@@ -39,14 +60,14 @@ fn assign(request: &Request) -> Vec<(String, Vec<Platform>, NamedBy)> {
 }
 
 impl Engines {
-    /// Connects to every Engine the request's platforms need, all at once; the first that
+    /// Connects to every Engine the run's platforms need, all at once; the first that
     /// cannot be used ends the run, before anything is created. The Engine at `DOCKER_HOST` is
     /// not contacted when `engines` maps every platform elsewhere.
-    pub async fn connect(request: &Request) -> Result<Engines, Error> {
-        let groups = assign(request);
+    pub async fn connect(addresses: &Addresses<'_>) -> Result<Engines, Error> {
+        let groups = assign(addresses);
         let engines = futures_util::future::try_join_all(groups.iter().map(
             |(address, platforms, named_by)| {
-                Engine::connect(address, request.docker_tls.as_ref(), platforms, *named_by)
+                Engine::connect(address, addresses.tls, platforms, *named_by)
             },
         ))
         .await?;
@@ -117,7 +138,7 @@ mod tests {
         let names = |platforms: &[Platform]| -> Vec<String> {
             platforms.iter().map(ToString::to_string).collect()
         };
-        let groups: Vec<(String, Vec<String>, NamedBy)> = assign(&request)
+        let groups: Vec<(String, Vec<String>, NamedBy)> = assign(&request.engine_addresses())
             .into_iter()
             .map(|(address, platforms, named_by)| (address, names(&platforms), named_by))
             .collect();
@@ -140,6 +161,6 @@ mod tests {
         request
             .platforms
             .retain(|p| p.architecture.starts_with("arm"));
-        assert_eq!(assign(&request).len(), 1);
+        assert_eq!(assign(&request.engine_addresses()).len(), 1);
     }
 }

@@ -17,7 +17,6 @@
 
 use bollard::Docker;
 
-use crate::inputs::DockerTls;
 use crate::platform::Platform;
 
 mod build;
@@ -28,10 +27,22 @@ mod filesync;
 mod resolve;
 pub mod session;
 
-pub use build::{BuildSettings, BuiltImage, RegistryLogin, TEMPORARY_REPOSITORY};
+pub use build::{
+    BuildOptions, BuildSettings, BuiltImage, NetworkMode, RegistryLogin, TEMPORARY_REPOSITORY,
+};
 pub use compat::ImageStore;
-pub use engines::Engines;
+pub use container::ProbeImage;
+pub use engines::{Addresses, Engines, PlatformEngine};
 pub use resolve::ResolvedImage;
+
+/// TLS for `tcp://` Docker Engines, as the docker CLI reads it: `DOCKER_TLS_VERIFY` set, the
+/// files in `DOCKER_CERT_PATH` (else `DOCKER_CONFIG`, else `~/.docker`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerTls {
+    /// The folder of `ca.pem` (what the Engine's certificate must be signed by) and the
+    /// client's `cert.pem` and `key.pem`.
+    pub cert_path: std::path::PathBuf,
+}
 
 /// The daemon's socket when `DOCKER_HOST` is not set (the docker CLI's default on Linux).
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";

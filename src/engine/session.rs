@@ -41,8 +41,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::filesync::{self, Selection, Sent};
+use super::DockerTls;
 use super::RegistryLogin;
-use crate::inputs::DockerTls;
 
 /// The gRPC methods the session serves, announced to the daemon when it opens.
 const METHODS: [&str; 8] = [

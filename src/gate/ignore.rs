@@ -12,7 +12,7 @@
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::judge::Finding;
+use crate::ecr::finding::Finding;
 
 /// One entry of the ignore file.
 #[derive(Debug, Clone, PartialEq, Eq)]

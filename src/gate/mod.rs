@@ -12,8 +12,8 @@
 //! waiting; `FAILED` and the other end states refuse with ECR's description; a scan that does
 //! not finish within `scan-timeout` ends the run with exit 2 (ECR did not answer in time).
 //!
-//! Owns no output of its own but through [`crate::github`]; the ECR calls are in
-//! [`crate::ecr::scan`].
+//! Tells what it does through a [`Progress`] sink and returns what it judged; the run writes
+//! the summary and outputs. The ECR calls are in [`crate::ecr::scan`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -23,9 +23,9 @@ use futures_util::future::join_all;
 
 use crate::ecr::scan::{Describe, Scan, Scanner, ScanningConfiguration, Start};
 use crate::ecr::Ecr;
-use crate::github::Console;
-use crate::inputs::{names, Request};
+use crate::input_names as names;
 use crate::platform::Platform;
+use crate::progress::Progress;
 
 pub mod ignore;
 pub mod judge;
@@ -33,8 +33,9 @@ mod report;
 
 pub use report::{GateReport, PlatformVerdict};
 
+use crate::ecr::finding::Severity;
 use ignore::IgnoreEntry;
-use judge::{Decision, Rules, Severity};
+use judge::{Decision, Rules};
 
 /// The gate's settings, validated by the inputs module.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,22 +181,20 @@ pub struct Images<'a> {
     pub children: Vec<(Platform, String)>,
 }
 
-/// Runs the gate when `vulnerability-gate` asks for it: `Ok(None)` when it is off, the report
-/// when every platform passed; a refusal writes its summary and outputs, then fails the run.
+/// Judges the images of `repository` under `policy`: the report when every platform passed;
+/// a refusal is [`Error::Refused`], carrying the report for the run's summary and outputs.
 /// Its time is the report's `elapsed_ms`.
 pub async fn enforce(
-    request: &Request,
+    policy: &Policy,
+    repository: &str,
     ecr: &Ecr,
     images: Images<'_>,
-    console: &Console,
-) -> anyhow::Result<Option<GateReport>> {
-    let Some(policy) = &request.vulnerability_gate else {
-        return Ok(None);
-    };
+    progress: &dyn Progress,
+) -> anyhow::Result<GateReport> {
     let started = Instant::now();
     let today = Utc::now().date_naive();
     for entry in policy.ignore.iter().filter(|e| e.expired(today)) {
-        console.warning(&format!(
+        progress.warning(&format!(
             "`{}` entry `{}` expired on {}: it no longer lets the finding through (reason was: {})",
             names::VULNERABILITY_IGNORE,
             entry.id,
@@ -205,14 +204,13 @@ pub async fn enforce(
     }
     let scanner = Scanner::new(ecr);
     let configuration = scanner.configuration().await?;
-    let repository = &request.repository;
     if configuration.enhanced && !configuration.scans_pushes_to(repository) {
         return Err(Error::NotScanned {
-            repository: repository.clone(),
+            repository: repository.to_owned(),
         }
         .into());
     }
-    console.info(&format!(
+    progress.info(&format!(
         "vulnerability gate: waiting for ECR's {} scan of {} platform image(s) (refusing at `{}` or worse, for at most {})",
         if configuration.enhanced { "enhanced" } else { "basic" },
         images.children.len(),
@@ -228,12 +226,12 @@ pub async fn enforce(
             platform,
             digest,
             deadline,
-            console,
+            progress,
         };
         waiter.wait()
     }))
     .await;
-    console.end_group();
+    progress.end_group();
     let mut scans = Vec::new();
     let mut pending = Vec::new();
     for ((platform, digest), outcome) in images.children.iter().zip(waits) {
@@ -257,7 +255,7 @@ pub async fn enforce(
         today,
     };
     if policy.ignore_unfixed && scans.iter().any(|(_, _, scan)| !scan.enhanced) {
-        console.notice(&format!(
+        progress.notice(&format!(
             "`{}` is ignored for basic scan findings: basic scanning does not say whether a fix is available (enhanced scanning does)",
             names::VULNERABILITY_IGNORE_UNFIXED
         ));
@@ -285,15 +283,14 @@ pub async fn enforce(
     };
     if report.refused() {
         let message = report.refusal_message(images.repository_uri);
-        report::publish_refusal(request, &report, images.repository_uri);
         return Err(Error::Refused {
             report: Box::new(report),
             message,
         }
         .into());
     }
-    console.info(&format!("vulnerability gate passed: {}", report.one_line()));
-    Ok(Some(report))
+    progress.info(&format!("vulnerability gate passed: {}", report.one_line()));
+    Ok(report)
 }
 
 fn human_duration(duration: Duration) -> String {
@@ -320,12 +317,12 @@ struct Waiter<'a> {
     platform: &'a Platform,
     digest: &'a str,
     deadline: Instant,
-    console: &'a Console,
+    progress: &'a dyn Progress,
 }
 
 impl Waiter<'_> {
     fn line(&self, text: &str) {
-        self.console.group_line(
+        self.progress.group_line(
             "vulnerability gate",
             &format!("{} {}: {text}", self.platform, self.digest),
         );

@@ -1,6 +1,6 @@
 //! What the gate tells: the `vulnerabilities` output, its part of `metadata`, the summary
-//! tables, and the refusal's annotation text. Pure but for [`publish_refusal`], which hands a
-//! refused run's summary and outputs to [`crate::github`].
+//! tables, and the refusal's annotation text. Pure: the run writes them
+//! ([`crate::report::publish_refusal`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::decision_text;
-use super::judge::{Decision, Judged, Severity};
-use crate::inputs::{names, Request};
+use super::judge::{Decision, Judged};
+use crate::ecr::finding::Severity;
+use crate::input_names as names;
 use crate::platform::Platform;
 
 /// How many refusing findings the annotation names.
@@ -305,42 +306,10 @@ impl GateReport {
     }
 }
 
-/// A refused run's job summary and outputs (`vulnerabilities`, and `metadata` with the judged
-/// list), written before the error ends the run. Failing to write them only loses them: the
-/// refusal is the run's result either way.
-pub fn publish_refusal(request: &Request, report: &GateReport, repository_uri: &str) {
-    if let Some(path) = &request.runner.summary_file {
-        let md = format!(
-            "### ecr-multiarch: `{repository_uri}`\n\n{}",
-            report.summary_markdown(repository_uri)
-        );
-        let _ = crate::github::write_summary(path, &md);
-    }
-    if let Some(path) = &request.runner.output_file {
-        let metadata = json!({
-            "repository-uri": repository_uri,
-            "platform-digests": report.platforms.iter()
-                .map(|p| (p.platform.to_string(), json!(p.digest)))
-                .collect::<serde_json::Map<_, _>>(),
-            "vulnerability-gate": report.metadata(),
-        });
-        let _ = crate::github::write_outputs(
-            path,
-            &[
-                (
-                    crate::report::names::VULNERABILITIES,
-                    report.vulnerabilities().to_string(),
-                ),
-                (crate::report::names::METADATA, metadata.to_string()),
-            ],
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::judge::Finding;
+    use crate::ecr::finding::Finding;
 
     fn report() -> GateReport {
         let finding = |id: &str, severity, decision| Judged {

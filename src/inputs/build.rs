@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::references::cache_from;
-use super::{boolean, given, names, Args, InputError, Mode};
+use super::{boolean, given, names, Args, InputError, Mode, Request};
+use crate::engine::{BuildOptions, NetworkMode};
 
 /// The build part of the inputs: how to build, what needs no file.
 #[derive(Debug)]
@@ -90,29 +91,6 @@ impl BuildFiles {
             context,
             dockerfile,
         })
-    }
-}
-
-/// Network mode for `RUN` steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkMode {
-    /// The daemon's default network.
-    Default,
-    /// The host's network.
-    Host,
-    /// No network.
-    None,
-}
-
-impl NetworkMode {
-    /// The name the Engine API expects.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NetworkMode::Default => "default",
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
-        }
     }
 }
 
@@ -292,4 +270,18 @@ fn target_stage(dockerfile: &Path, target: &str) -> Result<(), InputError> {
             }
         ),
     ))
+}
+
+impl Request {
+    /// What every build of this run takes from the inputs, for [`crate::engine::BuildSettings`].
+    #[must_use]
+    pub fn build_options(&self) -> BuildOptions {
+        BuildOptions {
+            build_args: self.build_args.clone(),
+            target: self.target.clone(),
+            network: self.network,
+            no_cache: self.no_cache,
+            inline_cache: self.repository_cache,
+        }
+    }
 }

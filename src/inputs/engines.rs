@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::{Addresses, DockerTls, PlatformEngine};
 use crate::platform::Platform;
 
 use super::{given, list, names, Args, InputError, Mode, DEFAULT_BINFMT_IMAGE};
@@ -48,24 +49,6 @@ impl EngineAccess {
             ),
         })
     }
-}
-
-/// One line of `engines`: a platform and the Docker Engine that builds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlatformEngine {
-    /// The platform, spelt as in `platforms`.
-    pub platform: Platform,
-    /// `unix:///<socket>` or `tcp://<host>:<port>`, the port filled in as the docker CLI does.
-    pub address: String,
-}
-
-/// TLS for `tcp://` Docker Engines, as the docker CLI reads it: `DOCKER_TLS_VERIFY` set, the
-/// files in `DOCKER_CERT_PATH` (else `DOCKER_CONFIG`, else `~/.docker`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DockerTls {
-    /// The folder of `ca.pem` (what the Engine's certificate must be signed by) and the
-    /// client's `cert.pem` and `key.pem`.
-    pub cert_path: PathBuf,
 }
 
 /// A `tcp://` Engine's address: a host name or IP address and a port, the docker CLI's
@@ -242,10 +225,24 @@ fn docker_tls(
     Ok(Some(DockerTls { cert_path }))
 }
 
+impl super::Request {
+    /// Where this run's Engines are, for [`crate::engine::Engines::connect`].
+    #[must_use]
+    pub fn engine_addresses(&self) -> Addresses<'_> {
+        Addresses {
+            platforms: &self.platforms,
+            docker_host: self.docker_host.as_deref(),
+            engines: &self.engines,
+            tls: self.docker_tls.as_ref(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use crate::engine::PlatformEngine;
     use crate::inputs::tests::args;
-    use crate::inputs::{names, Args, PlatformEngine, Request};
+    use crate::inputs::{names, Args, Request};
     use rstest::rstest;
 
     #[rstest]

@@ -13,7 +13,7 @@ pub(super) fn vulnerability_gate(args: &Args) -> Result<Option<crate::gate::Poli
         None => None,
         Some(text) if text.eq_ignore_ascii_case("none") => None,
         Some(text) => Some(
-            text.parse::<crate::gate::judge::Severity>()
+            text.parse::<crate::ecr::finding::Severity>()
                 .map_err(|message| InputError::new(names::VULNERABILITY_GATE, message))?,
         ),
     };

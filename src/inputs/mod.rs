@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::ecr::RepositorySettings;
+use crate::engine::{DockerTls, NetworkMode, PlatformEngine};
 use crate::platform::Platform;
 use crate::secret::Secret;
 use crate::tag_rules;
@@ -45,12 +47,11 @@ mod tags;
 
 pub use crate::tag_mutability::TagMutability;
 pub use args::{names, not_utf8, on_github_runner, Args};
-pub use build::{NetworkMode, MAX_ARGS_AND_LABELS_BYTES};
-pub use engines::{DockerTls, PlatformEngine};
+pub use build::MAX_ARGS_AND_LABELS_BYTES;
 pub use git::GitContext;
 pub use merge::MergeSource;
 pub use mode::Mode;
-pub use repository_settings::{Encryption, Endpoint, PolicyFile, RepositorySettings, FIPS_REGIONS};
+pub use repository_settings::FIPS_REGIONS;
 pub use runner::Runner;
 
 /// The image that registers QEMU user-mode emulators in the host kernel, as

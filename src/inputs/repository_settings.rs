@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{boolean, given, names, Args, InputError};
+use super::{boolean, given, names, Args, InputError, Request};
+use crate::ecr::{
+    Connection, Encryption, Endpoint, PolicyFile, RepositorySettings, WantedRepository,
+};
 
 /// Regions with ECR FIPS endpoints (`ecr-fips.<region>.amazonaws.com`,
 /// `<account>.dkr.ecr-fips.<region>.amazonaws.com`), as AWS lists them
@@ -21,108 +24,6 @@ pub const FIPS_REGIONS: &[&str] = &[
 
 /// Lifecycle rule actions ECR takes: `expire`, and `transition` (to the archive storage class).
 const LIFECYCLE_ACTIONS: &[&str] = &["expire", "transition"];
-
-/// How a created repository's images are encrypted at rest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Encryption {
-    /// ECR's default: S3-managed AES-256.
-    Aes256,
-    /// AWS KMS; the key is ECR's AWS-managed one when `None`.
-    Kms(Option<String>),
-    /// AWS KMS, two layers (DSSE-KMS).
-    KmsDsse(Option<String>),
-}
-
-impl Encryption {
-    /// ECR's `encryptionType`.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Encryption::Aes256 => "AES256",
-            Encryption::Kms(_) => "KMS",
-            Encryption::KmsDsse(_) => "KMS_DSSE",
-        }
-    }
-
-    /// The `kms-key` given, if any.
-    #[must_use]
-    pub fn kms_key(&self) -> Option<&str> {
-        match self {
-            Encryption::Aes256 => None,
-            Encryption::Kms(key) | Encryption::KmsDsse(key) => key.as_deref(),
-        }
-    }
-}
-
-/// Which of ECR's endpoints the API calls and the registry use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Endpoint {
-    /// `api.ecr.<region>.amazonaws.com`, `<account>.dkr.ecr.<region>.amazonaws.com`.
-    #[default]
-    Default,
-    /// IPv4 and IPv6: `ecr.<region>.api.aws`, `<account>.dkr-ecr.<region>.on.aws`.
-    DualStack,
-    /// FIPS 140 endpoints: `ecr-fips.<region>.amazonaws.com`,
-    /// `<account>.dkr.ecr-fips.<region>.amazonaws.com`.
-    Fips,
-}
-
-impl Endpoint {
-    /// The input's spelling.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::Default => "default",
-            Endpoint::DualStack => "dual-stack",
-            Endpoint::Fips => "fips",
-        }
-    }
-}
-
-/// A JSON policy document read from the workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyFile {
-    /// The path as given.
-    pub path: PathBuf,
-    /// The file's text, sent to ECR as it is.
-    pub text: String,
-}
-
-impl PolicyFile {
-    /// The document, parsed (it was checked to parse).
-    #[must_use]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text).unwrap_or_default()
-    }
-}
-
-/// What the repository-settings inputs ask for. An input not given is `None` (or `false`):
-/// it is applied with ECR's default when creating, and never compared with an existing
-/// repository.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RepositorySettings {
-    /// `create-repository: template`: leave creation to ECR's create-on-push and its repository
-    /// creation template instead of calling `CreateRepository`.
-    pub create_from_template: bool,
-    /// `encryption` and `kms-key`.
-    pub encryption: Option<Encryption>,
-    /// `lifecycle-policy`.
-    pub lifecycle_policy: Option<PolicyFile>,
-    /// `repository-policy`.
-    pub repository_policy: Option<PolicyFile>,
-    /// `update-repository`: apply what can change to an existing repository.
-    pub update_repository: bool,
-    /// `endpoint` (else `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`).
-    pub endpoint: Endpoint,
-    /// Whether `image-tag-mutability` (or its filters) was given, so compared.
-    pub mutability_given: bool,
-    /// Whether `scan-on-push` was given, so compared.
-    pub scan_on_push_given: bool,
-    /// `AWS_ENDPOINT_URL_ECR` (or `AWS_ENDPOINT_URL`) names the API's address: the SDK uses it
-    /// as given (it refuses FIPS or dual-stack beside one); `endpoint` then picks the registry
-    /// host only.
-    pub explicit_endpoint_url: bool,
-}
 
 /// The raw values of the inputs this module reads.
 struct Raw<'a> {
@@ -412,6 +313,31 @@ fn repository_settings(raw: &Raw<'_>) -> Result<RepositorySettings, InputError> 
         scan_on_push_given: given(raw.scan_on_push).is_some(),
         explicit_endpoint_url: raw.explicit_endpoint_url,
     })
+}
+
+impl Request {
+    /// Where ECR is, for [`crate::ecr::Ecr::connect`].
+    #[must_use]
+    pub fn ecr_connection(&self) -> Connection {
+        Connection {
+            region: self.aws_region.clone(),
+            registry_id: self.registry_id.clone(),
+            endpoint: self.repository_settings.endpoint,
+            explicit_endpoint_url: self.repository_settings.explicit_endpoint_url,
+        }
+    }
+
+    /// The repository as the inputs want it, for [`crate::ecr::Ecr::ensure_repository`].
+    #[must_use]
+    pub fn wanted_repository(&self) -> WantedRepository<'_> {
+        WantedRepository {
+            repository: &self.repository,
+            create_repository: self.create_repository,
+            image_tag_mutability: &self.image_tag_mutability,
+            scan_on_push: self.scan_on_push,
+            settings: &self.repository_settings,
+        }
+    }
 }
 
 #[cfg(test)]

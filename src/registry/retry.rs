@@ -15,7 +15,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::Error;
-use crate::github::Console;
+use crate::progress::Progress;
 
 /// Attempts per request, the first one included.
 pub const MAX_ATTEMPTS: u32 = 6;
@@ -107,15 +107,15 @@ pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
 /// belong to.
 #[derive(Clone, Copy)]
 pub struct RetryLog<'a> {
-    console: &'a Console,
+    progress: &'a dyn Progress,
     group: &'a str,
 }
 
 impl<'a> RetryLog<'a> {
     /// Retries of work for `group` (a platform, or `index`).
     #[must_use]
-    pub fn new(console: &'a Console, group: &'a str) -> RetryLog<'a> {
-        RetryLog { console, group }
+    pub fn new(progress: &'a dyn Progress, group: &'a str) -> RetryLog<'a> {
+        RetryLog { progress, group }
     }
 
     /// The group's name.
@@ -126,7 +126,7 @@ impl<'a> RetryLog<'a> {
 
     /// A line in the group.
     pub fn line(&self, text: &str) {
-        self.console.group_line(self.group, text);
+        self.progress.group_line(self.group, text);
     }
 
     pub(super) fn retry(&self, operation: &str, attempt: u32, error: &Error, wait: Duration) {
@@ -142,6 +142,7 @@ impl<'a> RetryLog<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::github::Console;
 
     fn status(status: u16, code: Option<&str>) -> Error {
         Error::Status {

@@ -120,7 +120,7 @@ impl Registry {
         log.line(&format!(
             "uploaded {} ({})",
             blob.descriptor.digest,
-            crate::report::human_size(blob.descriptor.size)
+            crate::byte_size::human_size(blob.descriptor.size)
         ));
         Ok(BlobOutcome::Uploaded(blob.descriptor.size))
     }

@@ -69,7 +69,7 @@ impl<'a> Ready<'a> {
         let (request, console) = (session.request, session.console);
         // Reach the Engine before creating anything, so that a missing daemon, or one that
         // cannot run these builds, leaves no trace.
-        let engines = Engines::connect(request).await?;
+        let engines = Engines::connect(&request.engine_addresses()).await?;
         for line in engines.describe() {
             console.info(&line);
         }
@@ -79,7 +79,7 @@ impl<'a> Ready<'a> {
         let phase = Instant::now();
         let repository = session
             .ecr
-            .ensure_repository(request)
+            .ensure_repository(&request.wanted_repository())
             .await
             .with_context(|| format!("ensuring repository `{}`", plan.repository))?;
         session.timed(Phase::EnsureRepository, phase);
@@ -145,7 +145,7 @@ impl<'a> Ready<'a> {
                 if request.skip_unchanged {
                     return anyhow::Ok(None);
                 }
-                crate::emulation::register_emulators(request, &engines, console).await
+                crate::emulation::register_emulators(&request.binfmt_image, &engines, console).await
             },
         )?;
         let (state, read_ms) = state;
@@ -177,10 +177,11 @@ impl<'a> Ready<'a> {
         let (request, console) = (self.session.request, self.session.console);
         if request.skip_unchanged {
             let emulation_ms =
-                crate::emulation::register_emulators(request, &self.engines, console).await?;
+                crate::emulation::register_emulators(&request.binfmt_image, &self.engines, console)
+                    .await?;
             self.record_emulation(emulation_ms);
         }
-        let settings = BuildSettings::new(request, &self.plan.labels)
+        let settings = BuildSettings::new(&request.build_options(), &self.plan.labels)
             .with_cache_from(build::cache_sources(
                 request,
                 &self.plan,

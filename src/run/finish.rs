@@ -22,8 +22,13 @@ pub async fn gate(
     repository_uri: &str,
     children: impl Iterator<Item = (Platform, String)>,
 ) -> anyhow::Result<Option<GateReport>> {
-    let report = crate::gate::enforce(
-        session.request,
+    let request = session.request;
+    let Some(policy) = &request.vulnerability_gate else {
+        return Ok(None);
+    };
+    let judged = crate::gate::enforce(
+        policy,
+        &request.repository,
         &session.ecr,
         crate::gate::Images {
             repository_uri,
@@ -31,13 +36,18 @@ pub async fn gate(
         },
         session.console,
     )
-    .await?;
-    if let Some(report) = &report {
-        session
-            .timings
-            .record(Phase::VulnerabilityGate, report.elapsed_ms);
+    .await;
+    // A refused run still gets its summary and outputs, written before the error ends it.
+    if let Some(crate::gate::Error::Refused { report, .. }) =
+        judged.as_ref().err().and_then(anyhow::Error::downcast_ref)
+    {
+        crate::report::publish_refusal(&request.runner, report, repository_uri);
     }
-    Ok(report)
+    let report = judged?;
+    session
+        .timings
+        .record(Phase::VulnerabilityGate, report.elapsed_ms);
+    Ok(Some(report))
 }
 
 /// Puts the decided tags (the index's and each platform's), timed as `index`.

@@ -150,7 +150,7 @@ pub async fn push_images(
                     image.manifest.digest,
                     stats.layers_uploaded,
                     stats.layers_reused,
-                    crate::report::human_size(stats.bytes_uploaded),
+                    crate::byte_size::human_size(stats.bytes_uploaded),
                 )
             } else {
                 format!(

@@ -41,7 +41,7 @@ impl<'a> Session<'a> {
         console: &'a Console,
         started: Instant,
     ) -> anyhow::Result<Session<'a>> {
-        let ecr = Ecr::connect(request).await;
+        let ecr = Ecr::connect(&request.ecr_connection()).await;
         let credentials = ecr
             .registry_credentials()
             .await

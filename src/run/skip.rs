@@ -152,7 +152,7 @@ pub async fn build_digest(
             .map(|p| engines.for_platform(p).build_platform().to_string())
             .collect::<Vec<_>>()
             .join(","),
-        network: request.network.map(crate::inputs::NetworkMode::as_str),
+        network: request.network.map(crate::engine::NetworkMode::as_str),
         inline_cache: request.repository_cache,
         base_images: base_images.clone(),
     };

@@ -268,8 +268,11 @@ async fn each_tag_mutability_mode_is_applied_when_creating(
     let repository = unique_repository("mutability");
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
     let request = mutability_request(&repository, context.path(), mode, filters);
-    let ecr = Ecr::connect(&request).await;
-    let ensured = ecr.ensure_repository(&request).await.expect("created");
+    let ecr = Ecr::connect(&request.ecr_connection()).await;
+    let ensured = ecr
+        .ensure_repository(&request.wanted_repository())
+        .await
+        .expect("created");
     assert!(ensured.created);
     assert_eq!(ensured.mutability, request.image_tag_mutability);
     // What ECR (moto) now holds, read with a client of its own.
@@ -299,9 +302,9 @@ async fn an_existing_repository_keeps_its_mutability_and_reports_it() {
     let context = fixture(&[("Dockerfile", DOCKERFILE)]);
     // The inputs ask for something else: they apply only when creating.
     let request = mutability_request(&repository, context.path(), "MUTABLE", "");
-    let ensured = Ecr::connect(&request)
+    let ensured = Ecr::connect(&request.ecr_connection())
         .await
-        .ensure_repository(&request)
+        .ensure_repository(&request.wanted_repository())
         .await
         .expect("exists");
     assert!(!ensured.created);
