@@ -39,6 +39,15 @@ pub enum Error {
         /// Where it points.
         target: PathBuf,
     },
+    /// A name the build would send is not UTF-8. BuildKit's file sync carries names as
+    /// protobuf strings: Docker 23 and later refuse the build (buildx 0.29 on Docker 28.5:
+    /// `string field contains invalid UTF-8`), and sending it mended would build the image
+    /// with another name than the folder's. So it is refused before anything is created.
+    #[error("`{}` (in the build context) has a name that is not UTF-8, which Docker Engines refuse in a build context: rename it, or list it in `.dockerignore`", path.display())]
+    NameNotUtf8 {
+        /// The entry, relative to the context (shown with replacement characters).
+        path: PathBuf,
+    },
     /// Reading the context failed.
     #[error("reading `{}`", path.display())]
     Read {
@@ -216,6 +225,12 @@ impl BuildContext {
                 name == ".dockerignore" || dockerfile_name.as_deref() == Some(name.as_str());
             if rules.is_ignored(&name) && !always_sent {
                 continue;
+            }
+            let relative = entry.path().strip_prefix(&root).unwrap_or(entry.path());
+            if relative.to_str().is_none() {
+                return Err(Error::NameNotUtf8 {
+                    path: PathBuf::from(name),
+                });
             }
             if entry.file_type().is_symlink() {
                 check_symlink(&root, entry.path(), &name)?;
@@ -477,6 +492,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_name_that_is_not_utf8_is_refused_unless_ignored() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        fs::write(root.join("Dockerfile"), "FROM scratch\n").expect("write the fixture");
+        fs::create_dir(root.join("docs")).expect("write the fixture");
+        fs::write(
+            root.join("docs")
+                .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+            "x",
+        )
+        .expect("write the fixture");
+        let error = BuildContext::scan(root, &root.join("Dockerfile")).expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "`docs/caf\u{fffd}.txt` (in the build context) has a name that is not UTF-8, which Docker Engines refuse in a build context: rename it, or list it in `.dockerignore`"
+        );
+        fs::write(root.join(".dockerignore"), "docs/caf*\n").expect("write the fixture");
+        let context = BuildContext::scan(root, &root.join("Dockerfile")).expect("ignored");
+        assert!(context.names().all(|name| !name.starts_with("docs/caf")));
+    }
+
+    #[test]
     fn scan_applies_ignore_and_keeps_the_dockerfile() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
@@ -681,10 +719,11 @@ mod ignore_proptests {
             prop_assert!(question.is_ignored(&probe_3));
             let probe_4 = format!("{parent}/{name}{deeper}");
             prop_assert!(!question.is_ignored(&probe_4));
-            // `*` does not reach past a `/` on its own: `*.z` at the top is not `a/b.z`.
+            // `*` does not reach past a `/` on its own: `*.z` at the top is not `a/b.z`
+            // (unless the folder itself is named `*.z`: all below it is left out then).
             let top = rules("*.z");
             let probe_5 = format!("{parent}/{name}.z");
-            prop_assert!(!top.is_ignored(&probe_5));
+            prop_assert_eq!(top.is_ignored(&probe_5), top.is_ignored(&parent));
         }
 
         #[test]

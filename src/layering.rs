@@ -7,7 +7,7 @@
 //!
 //! | layer | modules | what they are |
 //! |---|---|---|
-//! | values | `exit_status`, `error_chain`, `secret`, `byte_size`, `input_names`, `progress`, `platform`, `oci`, `tag_mutability`, `tag_rules`, `dockerfile`, `context`, `build_digest` | pure values and the progress sink's trait; no outside system |
+//! | values | `exit_status`, `error_chain`, `secret`, `byte_size`, `input_names`, `progress`, `platform`, `oci`, `tag_mutability`, `tag_rules`, `timings`, `dockerfile`, `context`, `build_digest` | pure values and the progress sink's trait; no outside system |
 //! | outside systems | `github`, `ecr`, `engine`, `emulation`, `image_export`, `registry`, `handoff` | one outside system each (the runner's log and files, ECR, the Engine, the kernel, the export stream, the registry, result files between jobs); each takes small typed settings and a [`crate::progress::Progress`] sink |
 //! | judges | `gate` | ECR's scans judged against a policy; returns what it judged |
 //! | request | `inputs`, `plan` | every input read and checked once into a `Request` (which builds the settings of the rooms below), and the pure plan made of it |
@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "oci",
             "tag_mutability",
             "tag_rules",
+            "timings",
             "dockerfile",
             "context",
             "build_digest",

@@ -13,7 +13,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | values | [`exit_status`], [`error_chain`](mod@error_chain), [`secret`], [`byte_size`], [`input_names`], [`progress`], [`platform`], [`oci`], [`tag_mutability`], [`tag_rules`], [`dockerfile`], [`context`], [`build_digest`] |
+//! | values | [`exit_status`], [`error_chain`](mod@error_chain), [`secret`], [`byte_size`], [`input_names`], [`progress`], [`platform`], [`oci`], [`tag_mutability`], [`tag_rules`], [`timings`], [`dockerfile`], [`context`], [`build_digest`] |
 //! | outside systems | [`github`], [`ecr`], [`engine`], [`emulation`], [`image_export`], [`registry`], [`handoff`] |
 //! | judges | [`gate`] |
 //! | request | [`inputs`], [`plan`] |
@@ -51,6 +51,7 @@ pub mod run;
 pub mod secret;
 pub mod tag_mutability;
 pub mod tag_rules;
+pub mod timings;
 
 pub use error_chain::error_chain;
 

@@ -135,15 +135,13 @@ impl Plan {
     /// Whether the plan needs the repository's existing tags (for `latest=auto`).
     #[must_use]
     pub fn needs_repository_tags(request: &Request) -> bool {
-        request.tag_evaluation.latest_auto.is_some() && !request.is_platform_only()
+        request.tag_evaluation.latest_auto.is_some()
     }
 
-    /// Derives the plan from a validated request and, for `latest=auto`, the tags already in
-    /// the repository. Fails when no tag at all is left to push.
+    /// Derives the plan of a run that tags its index from a validated request and, for
+    /// `latest=auto`, the tags already in the repository. Fails when no tag at all is left to
+    /// push.
     pub fn new(request: &Request, repository_tags: &[String]) -> Result<Plan, InputError> {
-        if request.is_platform_only() {
-            return Ok(Self::platform_only(request));
-        }
         let evaluation = request.tag_evaluation.clone();
         let mut notices: Vec<String> = evaluation
             .skipped
@@ -200,7 +198,8 @@ impl Plan {
     /// A `platform-only` run's plan (issue 10): no tag is pushed, so no rule is worth a notice
     /// and `latest=auto` is left to the merge run; the first tag (`latest` when the tags give
     /// none) is only where the layers already in the repository are looked up.
-    fn platform_only(request: &Request) -> Plan {
+    #[must_use]
+    pub fn platform_only(request: &Request) -> Plan {
         let mut index_tags = request.tag_evaluation.tags.clone();
         if index_tags.is_empty() {
             index_tags.push(SourcedTag {
@@ -431,21 +430,13 @@ mod tests {
     #[test]
     fn a_platform_only_plan_tags_nothing_and_looks_for_layers_under_the_first_tag() {
         let mut request = release_request("semver\nlatest=auto", "");
-        request.mode = crate::inputs::Mode::PlatformOnly;
         request.arch_tags = false;
-        assert!(
-            !Plan::needs_repository_tags(&request),
-            "no `latest=auto` here"
-        );
-        let plan = Plan::new(&request, &[]).expect("plan");
+        let plan = Plan::platform_only(&request);
         assert_eq!(plan.tag_names(), vec!["1.4.3", "1.4", "1"]);
         assert!(plan.notices.is_empty());
         assert!(plan.platforms.iter().all(|p| p.arch_tag.is_none()));
         let mut branch = request.clone();
         branch.tag_evaluation = tag_rules::evaluate(&[], &[], &request.git.git_ref);
-        assert_eq!(
-            Plan::new(&branch, &[]).expect("plan").tag_names(),
-            vec!["latest"]
-        );
+        assert_eq!(Plan::platform_only(&branch).tag_names(), vec!["latest"]);
     }
 }

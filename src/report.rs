@@ -14,6 +14,7 @@ use crate::inputs::Runner;
 use crate::oci::Digest;
 use crate::plan::TagAction;
 use crate::platform::Platform;
+use crate::timings::Timings;
 
 /// The names of every output, exactly as `action.yml` declares them.
 pub mod names {
@@ -154,8 +155,8 @@ pub struct Outcome {
     pub console_url: Option<String>,
     /// What `skip-unchanged` decided; `None` when it is off.
     pub skip: Option<SkipReport>,
-    /// Time per phase, ms: `ensure_repository`, `index`, `total`.
-    pub phase_ms: BTreeMap<&'static str, u128>,
+    /// Time per phase, ms: `ensure_repository`, `index`, `total`...
+    pub timings: Timings,
     /// What the run found or did about the repository's settings and archived images
     /// (issue 18), one line each for the summary.
     pub repository_notes: Vec<String>,
@@ -240,9 +241,9 @@ impl Outcome {
             })
             .collect();
         let mut timings: serde_json::Map<String, Value> = self
-            .phase_ms
+            .timings
             .iter()
-            .map(|(phase, ms)| ((*phase).to_owned(), json!(ms)))
+            .map(|(phase, ms)| (phase.as_str().to_owned(), json!(ms)))
             .collect();
         let per_platform = |ms: fn(&PlatformResult) -> u128| -> Value {
             self.platforms
@@ -491,6 +492,7 @@ pub fn publish_refusal(runner: &Runner, report: &GateReport, repository_uri: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timings::Phase;
 
     fn outcome() -> Outcome {
         Outcome {
@@ -532,9 +534,13 @@ mod tests {
             }],
             console_url: None,
             skip: None,
-            phase_ms: [("ensure_repository", 5), ("index", 7), ("total", 13_100)]
-                .into_iter()
-                .collect(),
+            timings: [
+                (Phase::EnsureRepository, 5),
+                (Phase::Index, 7),
+                (Phase::Total, 13_100),
+            ]
+            .into_iter()
+            .collect(),
             repository_notes: Vec::new(),
             gate: None,
         }

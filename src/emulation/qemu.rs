@@ -2,7 +2,6 @@
 //! this machine's kernel when the Engine shares it, else of a probe container), and the
 //! installer only when one is missing.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures_util::future::join_all;
@@ -20,26 +19,23 @@ use super::{kernel, probe};
 /// container through the Engine (a few hundred bytes, loaded, never pulled). The installer
 /// would pull its image and start a privileged container. A failure only warns (the runner may
 /// already emulate them), unless the Engine itself is gone. Each Engine (`engines`) for its own
-/// platforms. `binfmt_image` is the installer's image; `none` registers nothing.
+/// platforms. `binfmt_image` is the installer's image; `none` registers nothing. Returns the
+/// time the checks took, `None` when no platform needed one.
 pub async fn register_emulators(
     binfmt_image: &str,
     engines: &Engines,
     progress: &dyn Progress,
-    phase_ms: &mut BTreeMap<&'static str, u128>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u128>> {
     let several = engines.each().count() > 1;
+    let mut total_ms = None;
     for (engine, platforms) in engines.each() {
-        register_emulators_on(
-            binfmt_image,
-            engine,
-            &platforms,
-            several,
-            progress,
-            phase_ms,
-        )
-        .await?;
+        if let Some(ms) =
+            register_emulators_on(binfmt_image, engine, &platforms, several, progress).await?
+        {
+            total_ms = Some(total_ms.unwrap_or(0) + ms);
+        }
     }
-    Ok(())
+    Ok(total_ms)
 }
 
 /// Registers QEMU on one Engine for those of `platforms` its CPU cannot run.
@@ -49,11 +45,10 @@ async fn register_emulators_on(
     platforms: &[Platform],
     several: bool,
     progress: &dyn Progress,
-    phase_ms: &mut BTreeMap<&'static str, u128>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<u128>> {
     let foreign = engine.foreign_architectures(platforms);
     if foreign.is_empty() || binfmt_image == "none" {
-        return Ok(());
+        return Ok(None);
     }
     let phase = Instant::now();
     if several {
@@ -127,8 +122,7 @@ async fn register_emulators_on(
             ),
         );
         progress.end_group();
-        *phase_ms.entry("emulation").or_default() += phase.elapsed().as_millis();
-        return Ok(());
+        return Ok(Some(phase.elapsed().as_millis()));
     }
     if let Err(error) = engine
         .register_emulators(&missing, binfmt_image, progress)
@@ -144,8 +138,7 @@ async fn register_emulators_on(
             missing.join(", ")
         ));
     }
-    *phase_ms.entry("emulation").or_default() += phase.elapsed().as_millis();
-    Ok(())
+    Ok(Some(phase.elapsed().as_millis()))
 }
 
 /// Whether `engine` runs programs of `platform`, asked of a probe container of that platform;

@@ -44,6 +44,8 @@ pub struct BuiltImage {
     pub size: i64,
     /// Its layers' `diff_id`s, in order.
     pub diff_ids: Vec<String>,
+    /// Whether the build asked BuildKit for inline cache records in its config.
+    pub cache_records: bool,
 }
 
 /// Credentials for one registry, which BuildKit asks the build's session for when it pulls
@@ -463,6 +465,7 @@ impl Engine {
                 .root_fs
                 .and_then(|root_fs| root_fs.layers)
                 .unwrap_or_default(),
+            cache_records: settings.inline_cache,
         })
     }
 

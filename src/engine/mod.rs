@@ -11,7 +11,8 @@
 //!
 //! One concept per file: `compat` (image stores and the versions refused), `build` (a
 //! platform's build, its progress and temporary image), `container` (the containers the
-//! Engine runs for emulation), `resolve` (images a Dockerfile names), `engines` (which Engine
+//! Engine runs for emulation), `inspect` (a built image as the Engine shows it, without an
+//! export), `resolve` (images a Dockerfile names), `engines` (which Engine
 //! builds which platform), `session` and `filesync` (the context through BuildKit's session).
 //! This file connects to an Engine and says what failed.
 
@@ -24,6 +25,7 @@ mod compat;
 mod container;
 mod engines;
 mod filesync;
+mod inspect;
 mod resolve;
 pub mod session;
 
@@ -34,6 +36,7 @@ pub use compat::ImageStore;
 pub use container::ProbeImage;
 pub use engines::{Addresses, Engines, PlatformEngine};
 pub use filesync::{sent_digest, Selection};
+pub use inspect::InspectedImage;
 pub use resolve::ResolvedImage;
 
 /// TLS for `tcp://` Docker Engines, as the docker CLI reads it: `DOCKER_TLS_VERIFY` set, the

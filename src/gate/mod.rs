@@ -15,7 +15,6 @@
 //! Tells what it does through a [`Progress`] sink and returns what it judged; the run writes
 //! the summary and outputs. The ECR calls are in [`crate::ecr::scan`].
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -184,14 +183,13 @@ pub struct Images<'a> {
 
 /// Judges the images of `repository` under `policy`: the report when every platform passed;
 /// a refusal is [`Error::Refused`], carrying the report for the run's summary and outputs.
-/// Its time goes into `phase_ms` as `vulnerability_gate`.
+/// Its time is the report's `elapsed_ms`.
 pub async fn enforce(
     policy: &Policy,
     repository: &str,
     ecr: &Ecr,
     images: Images<'_>,
     progress: &dyn Progress,
-    phase_ms: &mut BTreeMap<&'static str, u128>,
 ) -> anyhow::Result<GateReport> {
     let started = Instant::now();
     let today = Utc::now().date_naive();
@@ -244,7 +242,6 @@ pub async fn enforce(
         }
     }
     if !pending.is_empty() {
-        phase_ms.insert("vulnerability_gate", started.elapsed().as_millis());
         return Err(Error::Timeout {
             waited: human_duration(policy.timeout),
             pending: pending.join("; "),
@@ -275,7 +272,6 @@ pub async fn enforce(
         })
         .collect();
     let elapsed = started.elapsed().as_millis();
-    phase_ms.insert("vulnerability_gate", elapsed);
     let report = GateReport {
         threshold: policy.threshold,
         enhanced_scanning: configuration.enhanced,

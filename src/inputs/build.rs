@@ -4,11 +4,98 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::{given, names, InputError, Request};
+use super::references::cache_from;
+use super::{boolean, given, names, Args, InputError, Mode, Request};
 use crate::engine::{BuildOptions, NetworkMode};
 
+/// The build part of the inputs: how to build, what needs no file.
+#[derive(Debug)]
+pub(super) struct BuildPart {
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub network: Option<NetworkMode>,
+    pub no_cache: bool,
+    pub repository_cache: bool,
+    pub cache_from: Vec<String>,
+    pub skip_unchanged: bool,
+}
+
+impl BuildPart {
+    /// `build-args`, `target`, `labels` (with the room they take together), `network`,
+    /// `no-cache`, `repository-cache`, `cache-from` and `skip-unchanged`, which `no-cache`
+    /// excludes.
+    pub(super) fn parse(args: &Args) -> Result<BuildPart, InputError> {
+        let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
+        let target = target(args.target.as_ref())?;
+        let labels = key_values(names::LABELS, args.labels.as_ref())?;
+        request_url_room(&build_args, &labels)?;
+        let network = network(args.network.as_ref())?;
+        let no_cache = boolean(names::NO_CACHE, args.no_cache.as_ref(), false)?;
+        let repository_cache = boolean(
+            names::REPOSITORY_CACHE,
+            args.repository_cache.as_ref(),
+            true,
+        )?;
+        let cache_from = cache_from(args.cache_from.as_ref())?;
+        let skip_unchanged = boolean(names::SKIP_UNCHANGED, args.skip_unchanged.as_ref(), false)?;
+        if skip_unchanged && no_cache {
+            return Err(InputError::new(
+                names::SKIP_UNCHANGED,
+                "`skip-unchanged` reuses an image built from the same inputs, and `no-cache` asks to build everything again: set one of them, not both",
+            ));
+        }
+        Ok(BuildPart {
+            build_args,
+            target,
+            labels,
+            network,
+            no_cache,
+            repository_cache,
+            cache_from,
+            skip_unchanged,
+        })
+    }
+}
+
+/// What to build from: the context folder and the Dockerfile.
+#[derive(Debug)]
+pub(super) struct BuildFiles {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+}
+
+impl BuildFiles {
+    /// The context folder and the Dockerfile, which must exist, and `target`, which must be
+    /// one of its stages. A merge run reads no Dockerfile: the build's files need not be there.
+    pub(super) fn check(
+        args: &Args,
+        target: Option<&str>,
+        mode: &Mode,
+    ) -> Result<BuildFiles, InputError> {
+        if let Mode::Merge { .. } = mode {
+            let context = PathBuf::from(given(args.context.as_ref()).unwrap_or("."));
+            let dockerfile =
+                given(args.file.as_ref()).map_or_else(|| context.join("Dockerfile"), PathBuf::from);
+            return Ok(BuildFiles {
+                context,
+                dockerfile,
+            });
+        }
+        let context = context(args.context.as_ref())?;
+        let dockerfile = dockerfile(args.file.as_ref(), &context)?;
+        if let Some(target) = target {
+            target_stage(&dockerfile, target)?;
+        }
+        Ok(BuildFiles {
+            context,
+            dockerfile,
+        })
+    }
+}
+
 /// Newline-separated `KEY=VALUE` pairs; the value may contain `=` and may be empty.
-pub(super) fn key_values(
+fn key_values(
     input: &'static str,
     value: Option<&String>,
 ) -> Result<BTreeMap<String, String>, InputError> {
@@ -37,7 +124,7 @@ pub(super) fn key_values(
     Ok(pairs)
 }
 
-pub(super) fn target(value: Option<&String>) -> Result<Option<String>, InputError> {
+fn target(value: Option<&String>) -> Result<Option<String>, InputError> {
     let Some(stage) = given(value) else {
         return Ok(None);
     };
@@ -57,7 +144,7 @@ pub(super) fn target(value: Option<&String>) -> Result<Option<String>, InputErro
     Ok(Some(stage.to_owned()))
 }
 
-pub(super) fn network(value: Option<&String>) -> Result<Option<NetworkMode>, InputError> {
+fn network(value: Option<&String>) -> Result<Option<NetworkMode>, InputError> {
     match given(value) {
         None => Ok(None),
         Some("default") => Ok(Some(NetworkMode::Default)),
@@ -70,7 +157,7 @@ pub(super) fn network(value: Option<&String>) -> Result<Option<NetworkMode>, Inp
     }
 }
 
-pub(super) fn context(value: Option<&String>) -> Result<PathBuf, InputError> {
+fn context(value: Option<&String>) -> Result<PathBuf, InputError> {
     let path = PathBuf::from(given(value).unwrap_or("."));
     if !path.is_dir() {
         return Err(InputError::new(
@@ -84,7 +171,7 @@ pub(super) fn context(value: Option<&String>) -> Result<PathBuf, InputError> {
     Ok(path)
 }
 
-pub(super) fn dockerfile(value: Option<&String>, context: &Path) -> Result<PathBuf, InputError> {
+fn dockerfile(value: Option<&String>, context: &Path) -> Result<PathBuf, InputError> {
     let path = given(value).map_or_else(|| context.join("Dockerfile"), PathBuf::from);
     if !path.is_file() {
         return Err(InputError::new(
@@ -129,7 +216,7 @@ pub(super) fn url_encoded_json_len(pairs: &BTreeMap<String, String>) -> usize {
 
 /// Refuses build args and labels that would make the build request's URL too long, naming the
 /// input that takes more of it.
-pub(super) fn request_url_room(
+fn request_url_room(
     build_args: &BTreeMap<String, String>,
     labels: &BTreeMap<String, String>,
 ) -> Result<(), InputError> {
@@ -156,7 +243,7 @@ pub(super) fn request_url_room(
 
 /// Refuses a `target` that is not a stage of the Dockerfile. A Dockerfile this parser cannot
 /// read is left to BuildKit, which says what is wrong with it.
-pub(super) fn target_stage(dockerfile: &Path, target: &str) -> Result<(), InputError> {
+fn target_stage(dockerfile: &Path, target: &str) -> Result<(), InputError> {
     let Ok(text) = std::fs::read_to_string(dockerfile) else {
         return Ok(());
     };

@@ -6,7 +6,54 @@ use std::path::{Path, PathBuf};
 use crate::engine::{Addresses, DockerTls, PlatformEngine};
 use crate::platform::Platform;
 
-use super::{given, list, names, Args, InputError};
+use super::{given, list, names, Args, InputError, Mode, DEFAULT_BINFMT_IMAGE};
+
+/// Which Docker Engines build, and how they are reached.
+#[derive(Debug)]
+pub(super) struct EngineAccess {
+    pub engines: Vec<PlatformEngine>,
+    pub docker_tls: Option<DockerTls>,
+    pub docker_host: Option<String>,
+    pub binfmt_image: String,
+    pub keep_images: bool,
+    pub session_break_after: Option<u64>,
+}
+
+impl EngineAccess {
+    /// `engines` for these `platforms`, and the docker CLI's variables: `DOCKER_HOST`, TLS
+    /// (its key must stay out of the build `context`), with `ECR_MULTIARCH_BINFMT_IMAGE` and
+    /// `ECR_MULTIARCH_KEEP_IMAGES` (and the test knob `ECR_MULTIARCH_SESSION_BREAK_AFTER`).
+    /// A merge run reaches no Engine: `engines` is checked, then
+    /// left out.
+    pub(super) fn parse(
+        args: &Args,
+        platforms: &[Platform],
+        context: &Path,
+        mode: &Mode,
+    ) -> Result<EngineAccess, InputError> {
+        let engines = engines(args, platforms)?;
+        let (engines, docker_tls) = if let Mode::Merge { .. } = mode {
+            (Vec::new(), None)
+        } else {
+            let tls = docker_tls(args, &engines, context)?;
+            (engines, tls)
+        };
+        Ok(EngineAccess {
+            engines,
+            docker_tls,
+            docker_host: given(args.env_docker_host.as_ref()).map(str::to_owned),
+            binfmt_image: given(args.env_binfmt_image.as_ref())
+                .unwrap_or(DEFAULT_BINFMT_IMAGE)
+                .to_owned(),
+            keep_images: matches!(
+                given(args.env_keep_images.as_ref()),
+                Some("1" | "true" | "TRUE" | "True")
+            ),
+            session_break_after: given(args.env_session_break_after.as_ref())
+                .and_then(|bytes| bytes.parse().ok()),
+        })
+    }
+}
 
 /// A `tcp://` Engine's address: a host name or IP address and a port, the docker CLI's
 /// default port filled in (2376 with TLS, 2375 without).
@@ -70,10 +117,7 @@ pub(super) fn engine_address(text: &str, tls: bool) -> Result<String, String> {
 }
 
 /// The `engines` input: `<platform>=<address>` lines for platforms of this run, each once.
-pub(super) fn engines(
-    args: &Args,
-    platforms: &[Platform],
-) -> Result<Vec<PlatformEngine>, InputError> {
+fn engines(args: &Args, platforms: &[Platform]) -> Result<Vec<PlatformEngine>, InputError> {
     let tls = given(args.env_docker_tls_verify.as_ref()).is_some();
     let mut engines: Vec<PlatformEngine> = Vec::new();
     for item in list(given(args.engines.as_ref()).unwrap_or("")) {
@@ -125,7 +169,7 @@ pub(super) fn engines(
 /// the files are checked here: `ca.pem` must be there, `cert.pem` and `key.pem` together or
 /// not at all, and the key must not lie in the build context, where it would be sent to
 /// every Engine and could be copied into the image.
-pub(super) fn docker_tls(
+fn docker_tls(
     args: &Args,
     engines: &[PlatformEngine],
     context: &Path,

@@ -128,16 +128,18 @@ mod tests {
             ..args()
         })
         .expect("valid: a merge needs no build context");
-        assert!(request.is_merge());
-        assert_eq!(request.merge_sources().len(), 2);
+        let crate::inputs::Mode::Merge { sources, unused } = &request.mode else {
+            panic!("a merge run: {:?}", request.mode)
+        };
+        assert_eq!(sources.len(), 2);
         assert_eq!(
-            request.merge_sources()[0],
+            sources[0],
             MergeSource::Image {
                 reference: digest.clone(),
                 digest: digest.parse().expect("digest"),
             }
         );
-        assert_eq!(request.unused_by_merge, vec!["build-args", "engines"]);
+        assert_eq!(unused, &vec!["build-args", "engines"]);
         assert!(request.engines.is_empty());
     }
 }

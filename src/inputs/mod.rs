@@ -10,8 +10,9 @@
 //!
 //! Each grammar has its own file: `args` (clap and the input names), `build`, `platforms`,
 //! `tags`, `repository`, `repository_settings`, `references` (`cache-from`), `merge`, `runner`
-//! (runner files and `results-folder`), `engines` (and TLS), `git` and `gate`. This file holds
-//! the `Request`, its `Mode`, and the `TryFrom` that assembles and cross-checks them.
+//! (runner files and `results-folder`), `engines` (and TLS), `git`, `gate`, and `mode`
+//! (`platform-only` or `merge`). Each reads its group of inputs into its own typed part; this
+//! file holds the `Request` and the `TryFrom` that assembles it from the parts.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,16 +23,13 @@ use crate::platform::Platform;
 use crate::secret::Secret;
 use crate::tag_rules;
 
-use build::{context, dockerfile, key_values, network, request_url_room, target, target_stage};
-use engines::{docker_tls, engines};
+use build::{BuildFiles, BuildPart};
+use engines::EngineAccess;
 use gate::vulnerability_gate;
-use git::git_context;
-use merge::{merge, unused_by_merge};
+use mode::mode;
 use platforms::platforms;
-use references::cache_from;
-use repository::{aws_region, registry, registry_id, repository, tag_mutability};
-use runner::results_folder;
-use tags::{is_tag, rules, tags, TagHost};
+use repository::{repository, Destination, NewRepository};
+use tags::{rules, Tagging};
 
 mod args;
 mod build;
@@ -39,6 +37,7 @@ mod engines;
 mod gate;
 mod git;
 mod merge;
+mod mode;
 mod platforms;
 mod references;
 mod repository;
@@ -51,6 +50,7 @@ pub use args::{names, not_utf8, on_github_runner, Args};
 pub use build::MAX_ARGS_AND_LABELS_BYTES;
 pub use git::GitContext;
 pub use merge::MergeSource;
+pub use mode::Mode;
 pub use repository_settings::FIPS_REGIONS;
 pub use runner::Runner;
 
@@ -142,10 +142,6 @@ pub struct Request {
     pub docker_host: Option<String>,
     /// What the run does: build, build one part (`platform-only`), or join parts (`merge`).
     pub mode: Mode,
-    /// Where a platform-only run writes its result file.
-    pub results_folder: PathBuf,
-    /// Inputs given to a merge run that it does not use, as it builds nothing.
-    pub unused_by_merge: Vec<&'static str>,
     /// `engines`: the Docker Engine of some platforms; the others build on `docker_host`.
     pub engines: Vec<PlatformEngine>,
     /// TLS for `tcp://` Engines, when `DOCKER_TLS_VERIFY` is set.
@@ -160,41 +156,6 @@ pub struct Request {
     pub repository_settings: RepositorySettings,
     /// The vulnerability gate; `None` when `vulnerability-gate` is `none`.
     pub vulnerability_gate: Option<crate::gate::Policy>,
-}
-
-/// What a run does, decided once from `platform-only` and `merge` (issue 10), which exclude
-/// each other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    /// Build every platform, push the images and their index, put the tags.
-    Build,
-    /// `platform-only`: push the platform images by digest, put no tag, write a result file.
-    PlatformOnly,
-    /// `merge`: join what these name into one index and tag it; build nothing. Never empty.
-    Merge(Vec<MergeSource>),
-}
-
-impl Request {
-    /// Whether this run joins `platform-only` results instead of building.
-    #[must_use]
-    pub fn is_merge(&self) -> bool {
-        matches!(self.mode, Mode::Merge(_))
-    }
-
-    /// Whether this run builds one part of a split build and puts no tag.
-    #[must_use]
-    pub fn is_platform_only(&self) -> bool {
-        self.mode == Mode::PlatformOnly
-    }
-
-    /// What a merge run joins; empty for a run that builds.
-    #[must_use]
-    pub fn merge_sources(&self) -> &[MergeSource] {
-        match &self.mode {
-            Mode::Merge(sources) => sources,
-            Mode::Build | Mode::PlatformOnly => &[],
-        }
-    }
 }
 
 /// An input's value, or `None` when it was not given or given empty (the runner passes `""`
@@ -227,209 +188,56 @@ fn boolean(input: &'static str, value: Option<&String>, default: bool) -> Result
 impl TryFrom<Args> for Request {
     type Error = InputError;
 
+    /// Each group of inputs is read by its own grammar; cheap, pure checks first, file-system
+    /// checks last.
     fn try_from(args: Args) -> Result<Self, Self::Error> {
-        // Cheap, pure checks first, file-system checks last, in action.yml order otherwise.
         let repository = repository(args.repository.as_ref())?;
         let platforms = platforms(args.platforms.as_ref())?;
         let tag_rules = rules(args.tag_rules.as_ref())?;
-        let build_args = key_values(names::BUILD_ARGS, args.build_args.as_ref())?;
-        let target = target(args.target.as_ref())?;
-        let labels = key_values(names::LABELS, args.labels.as_ref())?;
-        request_url_room(&build_args, &labels)?;
-        let network = network(args.network.as_ref())?;
-        let no_cache = boolean(names::NO_CACHE, args.no_cache.as_ref(), false)?;
-        let repository_cache = boolean(
-            names::REPOSITORY_CACHE,
-            args.repository_cache.as_ref(),
-            true,
-        )?;
-        let cache_from = cache_from(args.cache_from.as_ref())?;
-        let skip_unchanged = boolean(names::SKIP_UNCHANGED, args.skip_unchanged.as_ref(), false)?;
-        if skip_unchanged && no_cache {
-            return Err(InputError::new(
-                names::SKIP_UNCHANGED,
-                "`skip-unchanged` reuses an image built from the same inputs, and `no-cache` asks to build everything again: set one of them, not both",
-            ));
-        }
-        let aws_region = aws_region(&args)?;
-        let registry_id = registry_id(args.registry_id.as_ref())?;
-        let registry = registry(args.registry.as_ref())?;
+        let build = BuildPart::parse(&args)?;
+        let destination = Destination::parse(&args, repository)?;
         // Issue 10: a platform-only run pushes no tag; a merge run builds nothing.
         let platform_only = boolean(names::PLATFORM_ONLY, args.platform_only.as_ref(), false)?;
-        // `latest` is the default only when neither `tags` nor `tag-rules` says anything, so
-        // that `latest=auto` really decides.
-        let tags_value =
-            given(args.tags.as_ref()).or_else(|| tag_rules.is_empty().then_some("latest"));
-        let tag_host = TagHost {
-            repository: &repository,
-            registry: registry.as_deref(),
-            region: &aws_region,
-            registry_id: registry_id.as_deref(),
-        };
-        let tags = tags(tags_value, &tag_host)?;
-        let git = git_context(&args);
-        let evaluation = tag_rules::evaluate(&tags, &tag_rules, &git.git_ref);
-        // `latest=auto` may still add `latest`; that is the first tag then, at the longest.
-        let first_tag = match (evaluation.tags.first(), &evaluation.latest_auto) {
-            (Some(first), _) => first.tag.clone(),
-            (None, Some(_)) => "latest".to_owned(),
-            // Nothing goes under a tag anyway; `latest` is where layers are looked up.
-            (None, None) if platform_only => "latest".to_owned(),
-            (None, None) => {
-                let reasons: Vec<String> = evaluation
-                    .skipped
-                    .iter()
-                    .map(|(rule, why)| format!("`{rule}`: {why}"))
-                    .collect();
-                return Err(InputError::new(
-                    if tag_rules.is_empty() { names::TAGS } else { names::TAG_RULES },
-                    format!(
-                        "this run would push under no tag at all ({}): add a tag or a rule that applies",
-                        if reasons.is_empty() { "no tag given".to_owned() } else { reasons.join("; ") }
-                    ),
-                ));
-            }
-        };
-        // `true`, `false` or `template` (issue 18).
-        let (create_repository, _) =
-            repository_settings::create_repository(args.create_repository.as_ref())?;
-        let image_tag_mutability = tag_mutability(
-            args.image_tag_mutability.as_ref(),
-            args.image_tag_mutability_exclusion_filters.as_ref(),
-        )?;
-        let scan_on_push = boolean(names::SCAN_ON_PUSH, args.scan_on_push.as_ref(), true)?;
-        // Off by default (issue 9): only the requested tags; children go by digest.
-        let arch_tags = boolean(names::ARCH_TAGS, args.arch_tags.as_ref(), false)?;
-        if arch_tags && platform_only {
-            return Err(InputError::new(
-                names::ARCH_TAGS,
-                "a `platform-only` run puts no tag at all: set `arch-tags` on the `merge` run, which tags the platform images",
-            ));
-        }
-        if arch_tags {
-            // `<first tag>-<arch>` must itself be a tag; a 128-character first tag leaves no room.
-            for platform in &platforms {
-                let tag = format!("{first_tag}-{}", platform.tag_suffix());
-                if !is_tag(&tag) {
-                    return Err(InputError::new(
-                        names::TAGS,
-                        format!("the per-platform tag `{tag}` would be longer than 128 characters: shorten the first tag or set `arch-tags: false`"),
-                    ));
-                }
-            }
-        }
-        if skip_unchanged && platform_only {
-            return Err(InputError::new(
-                names::SKIP_UNCHANGED,
-                "a `platform-only` run pushes no index to compare with: skipping needs the index under the first tag, which only a one-job or a `merge` run puts there",
-            ));
-        }
-        if platform_only && given(args.merge.as_ref()).is_some() {
-            return Err(InputError::new(
-                names::MERGE,
-                "`platform-only` builds platform images and `merge` joins them: a run does one of the two",
-            ));
-        }
-        let merge = merge(&args, &tag_host)?;
-        let engines = engines(&args, &platforms)?;
-        let results_folder = if platform_only {
-            results_folder(&args)?
-        } else {
-            PathBuf::from(crate::handoff::DEFAULT_FOLDER)
-        };
-        // A merge run reads no Dockerfile: the build's files need not be there.
-        let (context, dockerfile, unused_by_merge) = if merge.is_empty() {
-            let context = context(args.context.as_ref())?;
-            let dockerfile = dockerfile(args.file.as_ref(), &context)?;
-            if let Some(target) = &target {
-                target_stage(&dockerfile, target)?;
-            }
-            (context, dockerfile, Vec::new())
-        } else {
-            let context = PathBuf::from(given(args.context.as_ref()).unwrap_or("."));
-            let dockerfile =
-                given(args.file.as_ref()).map_or_else(|| context.join("Dockerfile"), PathBuf::from);
-            (context, dockerfile, unused_by_merge(&args))
-        };
-        let (engines, docker_tls) = if merge.is_empty() {
-            let tls = docker_tls(&args, &engines, &context)?;
-            (engines, tls)
-        } else {
-            (Vec::new(), None)
-        };
-        let repository_settings =
-            repository_settings::repository_settings(&repository_settings::Raw {
-                create_repository: args.create_repository.as_ref(),
-                encryption: args.encryption.as_ref(),
-                kms_key: args.kms_key.as_ref(),
-                lifecycle_policy: args.lifecycle_policy.as_ref(),
-                repository_policy: args.repository_policy.as_ref(),
-                update_repository: args.update_repository.as_ref(),
-                endpoint: args.endpoint.as_ref(),
-                env_use_fips: args.env_use_fips_endpoint.as_ref(),
-                env_use_dual_stack: args.env_use_dualstack_endpoint.as_ref(),
-                explicit_endpoint_url: given(args.env_endpoint_url_ecr.as_ref()).is_some()
-                    || given(args.env_endpoint_url.as_ref()).is_some(),
-                image_tag_mutability: args.image_tag_mutability.as_ref(),
-                image_tag_mutability_exclusion_filters: args
-                    .image_tag_mutability_exclusion_filters
-                    .as_ref(),
-                scan_on_push: args.scan_on_push.as_ref(),
-                region: &aws_region,
-            })?;
-        let vulnerability_gate = vulnerability_gate(&args)?;
-        let runner = Runner {
-            github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
-            output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
-            summary_file: given(args.env_github_step_summary.as_ref()).map(PathBuf::from),
-        };
+        let host = destination.tag_host();
+        let tagging = Tagging::parse(&args, &tag_rules, &host, &platforms, platform_only)?;
+        let new_repository = NewRepository::parse(&args)?;
+        let mode = mode(&args, platform_only, build.skip_unchanged, &host)?;
+        let files = BuildFiles::check(&args, build.target.as_deref(), &mode)?;
+        let engine = EngineAccess::parse(&args, &platforms, &files.context, &mode)?;
+        let repository_settings = repository_settings::parse(&args, &destination.aws_region)?;
         Ok(Request {
-            repository,
-            context,
-            dockerfile,
+            repository: destination.repository,
+            context: files.context,
+            dockerfile: files.dockerfile,
             platforms,
-            tag_evaluation: evaluation,
-            git,
+            tag_evaluation: tagging.tag_evaluation,
+            git: tagging.git,
             github_token: given(args.github_token.as_ref()).map(Secret::new),
-            build_args,
-            target,
-            labels,
-            network,
-            no_cache,
-            repository_cache,
-            cache_from,
-            skip_unchanged,
-            aws_region,
-            registry_id,
-            registry,
-            create_repository,
-            image_tag_mutability,
-            scan_on_push,
-            arch_tags,
-            runner,
-            binfmt_image: given(args.env_binfmt_image.as_ref())
-                .unwrap_or(DEFAULT_BINFMT_IMAGE)
-                .to_owned(),
-            docker_host: given(args.env_docker_host.as_ref()).map(str::to_owned),
-            mode: if platform_only {
-                Mode::PlatformOnly
-            } else if merge.is_empty() {
-                Mode::Build
-            } else {
-                Mode::Merge(merge)
-            },
-            results_folder,
-            unused_by_merge,
-            engines,
-            docker_tls,
-            keep_images: matches!(
-                given(args.env_keep_images.as_ref()),
-                Some("1" | "true" | "TRUE" | "True")
-            ),
-            session_break_after: given(args.env_session_break_after.as_ref())
-                .and_then(|bytes| bytes.parse().ok()),
+            build_args: build.build_args,
+            target: build.target,
+            labels: build.labels,
+            network: build.network,
+            no_cache: build.no_cache,
+            repository_cache: build.repository_cache,
+            cache_from: build.cache_from,
+            skip_unchanged: build.skip_unchanged,
+            aws_region: destination.aws_region,
+            registry_id: destination.registry_id,
+            registry: destination.registry,
+            create_repository: new_repository.create_repository,
+            image_tag_mutability: new_repository.image_tag_mutability,
+            scan_on_push: new_repository.scan_on_push,
+            arch_tags: tagging.arch_tags,
+            runner: Runner::parse(&args),
+            binfmt_image: engine.binfmt_image,
+            docker_host: engine.docker_host,
+            mode,
+            engines: engine.engines,
+            docker_tls: engine.docker_tls,
+            keep_images: engine.keep_images,
+            session_break_after: engine.session_break_after,
             repository_settings,
-            vulnerability_gate,
+            vulnerability_gate: vulnerability_gate(&args)?,
         })
     }
 }
@@ -593,10 +401,11 @@ mod tests {
             ..args()
         })
         .expect("valid: nothing is tagged");
-        assert_eq!(request.mode, Mode::PlatformOnly);
         assert_eq!(
-            request.results_folder,
-            PathBuf::from(crate::handoff::DEFAULT_FOLDER)
+            request.mode,
+            Mode::PlatformOnly {
+                results_folder: PathBuf::from(crate::handoff::DEFAULT_FOLDER)
+            }
         );
     }
 }

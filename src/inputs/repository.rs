@@ -5,7 +5,65 @@
 use super::TagMutability;
 use crate::tag_mutability::{TagFilter, MAX_EXCLUSION_FILTERS};
 
-use super::{given, list, names, Args, InputError};
+use super::repository_settings::create_repository;
+use super::tags::TagHost;
+use super::{boolean, given, list, names, Args, InputError};
+
+/// Where the image goes: the repository, and the registry that holds it.
+#[derive(Debug)]
+pub(super) struct Destination {
+    pub repository: String,
+    pub aws_region: String,
+    pub registry_id: Option<String>,
+    pub registry: Option<String>,
+}
+
+impl Destination {
+    /// `aws-region` (else `AWS_REGION`, then `AWS_DEFAULT_REGION`), `registry-id` and
+    /// `registry`, for the `repository` already read.
+    pub(super) fn parse(args: &Args, repository: String) -> Result<Destination, InputError> {
+        Ok(Destination {
+            repository,
+            aws_region: aws_region(args)?,
+            registry_id: registry_id(args.registry_id.as_ref())?,
+            registry: registry(args.registry.as_ref())?,
+        })
+    }
+
+    /// What a full reference in `tags` or `merge` must name.
+    pub(super) fn tag_host(&self) -> TagHost<'_> {
+        TagHost {
+            repository: &self.repository,
+            registry: self.registry.as_deref(),
+            region: &self.aws_region,
+            registry_id: self.registry_id.as_deref(),
+        }
+    }
+}
+
+/// How a repository this run creates is set up: the inputs beside `repository_settings`.
+#[derive(Debug)]
+pub(super) struct NewRepository {
+    pub create_repository: bool,
+    pub image_tag_mutability: TagMutability,
+    pub scan_on_push: bool,
+}
+
+impl NewRepository {
+    /// `create-repository` (`true`, `false` or `template`, issue 18), `image-tag-mutability`
+    /// with its exclusion filters, and `scan-on-push`.
+    pub(super) fn parse(args: &Args) -> Result<NewRepository, InputError> {
+        let (create_repository, _) = create_repository(args.create_repository.as_ref())?;
+        Ok(NewRepository {
+            create_repository,
+            image_tag_mutability: tag_mutability(
+                args.image_tag_mutability.as_ref(),
+                args.image_tag_mutability_exclusion_filters.as_ref(),
+            )?,
+            scan_on_push: boolean(names::SCAN_ON_PUSH, args.scan_on_push.as_ref(), true)?,
+        })
+    }
+}
 
 /// ECR's repository name rule: lowercase path components separated by `/`, each made of
 /// alphanumerics joined by single `.`, `_` or `-`; 2 to 256 characters.
@@ -58,7 +116,7 @@ pub(super) fn is_region(region: &str) -> bool {
         && !parts[parts.len() - 1].is_empty()
 }
 
-pub(super) fn aws_region(args: &Args) -> Result<String, InputError> {
+fn aws_region(args: &Args) -> Result<String, InputError> {
     let region = given(args.aws_region.as_ref())
         .or_else(|| given(args.env_aws_region.as_ref()))
         .or_else(|| given(args.env_aws_default_region.as_ref()))
@@ -77,7 +135,7 @@ pub(super) fn aws_region(args: &Args) -> Result<String, InputError> {
     Ok(region.to_owned())
 }
 
-pub(super) fn registry_id(value: Option<&String>) -> Result<Option<String>, InputError> {
+fn registry_id(value: Option<&String>) -> Result<Option<String>, InputError> {
     let Some(id) = given(value) else {
         return Ok(None);
     };
@@ -117,7 +175,7 @@ pub(super) fn registry(value: Option<&String>) -> Result<Option<String>, InputEr
 /// `image-tag-mutability` with its exclusion filters, by ECR's rules (see
 /// [`crate::tag_mutability`]): the `*_WITH_EXCLUSION` modes need 1 to 5 filters, the plain
 /// modes take none.
-pub(super) fn tag_mutability(
+fn tag_mutability(
     mode: Option<&String>,
     filters: Option<&String>,
 ) -> Result<TagMutability, InputError> {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{boolean, given, names, InputError, Request};
+use super::{boolean, given, names, Args, InputError, Request};
 use crate::ecr::{
     Connection, Encryption, Endpoint, PolicyFile, RepositorySettings, WantedRepository,
 };
@@ -26,7 +26,7 @@ pub const FIPS_REGIONS: &[&str] = &[
 const LIFECYCLE_ACTIONS: &[&str] = &["expire", "transition"];
 
 /// The raw values of the inputs this module reads.
-pub(super) struct Raw<'a> {
+struct Raw<'a> {
     pub create_repository: Option<&'a String>,
     pub encryption: Option<&'a String>,
     pub kms_key: Option<&'a String>,
@@ -256,7 +256,30 @@ fn endpoint(raw: &Raw<'_>) -> Result<Endpoint, InputError> {
 }
 
 /// Validates the repository-settings inputs (cheap checks first, files last).
-pub(super) fn repository_settings(raw: &Raw<'_>) -> Result<RepositorySettings, InputError> {
+/// The repository settings of `args` (issue 18), for the region already read.
+pub(super) fn parse(args: &Args, region: &str) -> Result<RepositorySettings, InputError> {
+    repository_settings(&Raw {
+        create_repository: args.create_repository.as_ref(),
+        encryption: args.encryption.as_ref(),
+        kms_key: args.kms_key.as_ref(),
+        lifecycle_policy: args.lifecycle_policy.as_ref(),
+        repository_policy: args.repository_policy.as_ref(),
+        update_repository: args.update_repository.as_ref(),
+        endpoint: args.endpoint.as_ref(),
+        env_use_fips: args.env_use_fips_endpoint.as_ref(),
+        env_use_dual_stack: args.env_use_dualstack_endpoint.as_ref(),
+        explicit_endpoint_url: given(args.env_endpoint_url_ecr.as_ref()).is_some()
+            || given(args.env_endpoint_url.as_ref()).is_some(),
+        image_tag_mutability: args.image_tag_mutability.as_ref(),
+        image_tag_mutability_exclusion_filters: args
+            .image_tag_mutability_exclusion_filters
+            .as_ref(),
+        scan_on_push: args.scan_on_push.as_ref(),
+        region,
+    })
+}
+
+fn repository_settings(raw: &Raw<'_>) -> Result<RepositorySettings, InputError> {
     let (_, create_from_template) = create_repository(raw.create_repository)?;
     let encryption = encryption(raw.encryption, raw.kms_key)?;
     let update_repository = boolean(names::UPDATE_REPOSITORY, raw.update_repository, false)?;

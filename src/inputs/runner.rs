@@ -17,6 +17,17 @@ pub struct Runner {
     pub summary_file: Option<PathBuf>,
 }
 
+impl Runner {
+    /// `GITHUB_ACTIONS`, `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY`.
+    pub(super) fn parse(args: &Args) -> Runner {
+        Runner {
+            github_actions: given(args.env_github_actions.as_ref()) == Some("true"),
+            output_file: given(args.env_github_output.as_ref()).map(PathBuf::from),
+            summary_file: given(args.env_github_step_summary.as_ref()).map(PathBuf::from),
+        }
+    }
+}
+
 /// Inside a container action the runner shares only these folders (and its own
 /// `/github/workflow` and `/github/file_commands`) with the steps around it
 /// (<https://docs.github.com/actions/sharing-automations/creating-actions/creating-a-docker-container-action#accessing-files-created-by-a-container-action>):

@@ -18,7 +18,7 @@ use crate::image_export::{self, BlobSource, PreparedImage};
 use crate::inputs::Request;
 use crate::plan::Plan;
 use crate::platform::{Platform, PlatformMismatch};
-use crate::registry::RepositoryImages;
+use crate::registry::{ExistingImage, RepositoryImages};
 
 /// The images each platform's build imports cache from: the same platform's image under the
 /// first tag (by digest: an index would make BuildKit read every platform's cache), when
@@ -166,10 +166,12 @@ pub async fn prepare_all(
     Ok(prepared)
 }
 
-/// One built image as the registry will hold it. When the repository already has an image
-/// with this config (the image id is the config's digest on the classic store), that image is
-/// reused whole and nothing is exported; otherwise the Engine's export is read, reusing the
-/// layers the repository holds.
+/// One built image as the registry will hold it. When the repository already has this image
+/// (issue 17), that copy is reused whole and nothing is exported: its config is the image id
+/// (the classic store), or the Engine's inspect shows the held config's platform, runtime
+/// config, history and layers (any store; only BuildKit's cache records can differ, see
+/// `engine::InspectedImage`). Otherwise the Engine's export is read, reusing the layers the
+/// repository holds, and the held copy is still taken when only its cache records differ.
 async fn prepare_image(
     engine: &Engine,
     image: &BuiltImage,
@@ -178,80 +180,103 @@ async fn prepare_image(
     console: &Console,
 ) -> anyhow::Result<PreparedImage> {
     let group = image.platform.to_string();
+    let (held, why) = if let Some(found) = held_without_export(engine, image, existing).await? {
+        found
+    } else {
+        console.group_line(&group, "reading the image from the Engine");
+        let prepared = image_export::prepare(
+            &image.platform,
+            engine.export(image),
+            &existing.known,
+            &image.diff_ids,
+            temp_root,
+        )
+        .await?;
+        // A held config with a field inspect does not show may still be this very image
+        // with other inline cache records (BuildKit varies them between builds): keep that
+        // one, so that the same inputs keep one digest.
+        let equivalent = if let BlobSource::Memory(config) = &prepared.config.source {
+            existing.images.iter().find(|held| {
+                built_for(image, held)
+                    && image_export::same_image_but_cache_records(&held.config_bytes, config)
+            })
+        } else {
+            None
+        };
+        let Some(held) = equivalent else {
+            let reused = prepared
+                .layers
+                .iter()
+                .filter(|l| l.source == BlobSource::Repository)
+                .count();
+            console.group_line(
+                &group,
+                &format!(
+                    "manifest {}: {} layers, {reused} of them already in the repository",
+                    prepared.manifest.digest,
+                    prepared.layers.len()
+                ),
+            );
+            return Ok(prepared);
+        };
+        (held, "only BuildKit's cache records differ in the export")
+    };
+    console.group_line(
+        &group,
+        &format!(
+            "the repository already holds this image as {} ({why}): nothing to upload",
+            held.manifest.digest
+        ),
+    );
+    Ok(PreparedImage::in_repository(
+        image.platform.clone(),
+        held.manifest.clone(),
+        held.config.clone(),
+        held.layers.clone(),
+    ))
+}
+
+/// Whether a held image is of the platform `image` was built for.
+fn built_for(image: &BuiltImage, held: &ExistingImage) -> bool {
+    let found = &held.platform;
+    image
+        .platform
+        .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
+}
+
+/// The held image the built one is, found without reading its export, and how it was found.
+/// Inspect is asked only when the repository holds an image of the platform.
+async fn held_without_export<'a>(
+    engine: &Engine,
+    image: &BuiltImage,
+    existing: &'a RepositoryImages,
+) -> anyhow::Result<Option<(&'a ExistingImage, &'static str)>> {
     if let Some(held) = existing.with_config(&image.image_id) {
-        let found = &held.platform;
-        if !image
-            .platform
-            .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
-        {
+        if !built_for(image, held) {
             return Err(PlatformMismatch {
                 wanted: image.platform.clone(),
-                found: found.to_string(),
+                found: held.platform.to_string(),
                 digest: held.manifest.digest.to_string(),
             }
             .into());
         }
-        console.group_line(
-            &group,
-            &format!(
-                "the repository already holds this image as {}: nothing to export or upload",
-                held.manifest.digest
-            ),
-        );
-        return Ok(PreparedImage::in_repository(
-            image.platform.clone(),
-            held.manifest.clone(),
-            held.config.clone(),
-            held.layers.clone(),
-        ));
+        return Ok(Some((
+            held,
+            "the same config, by the image id: not exported",
+        )));
     }
-    console.group_line(&group, "reading the image from the Engine");
-    let prepared = image_export::prepare(
-        &image.platform,
-        engine.export(image),
-        &existing.known,
-        &image.diff_ids,
-        temp_root,
-    )
-    .await?;
-    // The repository may hold this very image with other inline cache records (BuildKit
-    // varies them between builds): keep that one, so that the same inputs keep one digest.
-    if let BlobSource::Memory(config) = &prepared.config.source {
-        let equivalent = existing.images.iter().find(|held| {
-            let found = &held.platform;
-            image
-                .platform
-                .is_satisfied_by(&found.os, &found.architecture, found.variant.as_deref())
-                && image_export::same_image_but_cache_records(&held.config_bytes, config)
-        });
-        if let Some(held) = equivalent {
-            console.group_line(
-                &group,
-                &format!(
-                    "the repository already holds this image as {} (only BuildKit's cache records differ): nothing to upload",
-                    held.manifest.digest
-                ),
-            );
-            return Ok(PreparedImage::in_repository(
-                image.platform.clone(),
-                held.manifest.clone(),
-                held.config.clone(),
-                held.layers.clone(),
-            ));
-        }
+    if !existing.images.iter().any(|held| built_for(image, held)) {
+        return Ok(None);
     }
-    let reused = prepared
-        .layers
+    let inspected = engine.inspect(image).await?;
+    Ok(existing
+        .images
         .iter()
-        .filter(|l| l.source == BlobSource::Repository)
-        .count();
-    console.group_line(
-        &group,
-        &format!(
-            "manifest {}: {} layers, {reused} of them already in the repository",
-            prepared.manifest.digest,
-            prepared.layers.len()
-        ),
-    );
-    Ok(prepared)
+        .find(|held| built_for(image, held) && inspected.matches_config(&held.config_bytes))
+        .map(|held| {
+            (
+                held,
+                "the Engine shows the same layers and config, only BuildKit's cache records can differ: not exported",
+            )
+        }))
 }

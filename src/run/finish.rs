@@ -13,9 +13,10 @@ use crate::plan::TagUpdate;
 use crate::platform::Platform;
 use crate::registry::{ExistingImage, Index, Registry};
 use crate::report::{Outcome, PlatformResult, RunKind, SkipReport};
+use crate::timings::Phase;
 
 /// Issue 16: every child is in the repository by digest; the gate judges them, each with
-/// its platform, before any tag moves.
+/// its platform, before any tag moves (timed as `vulnerability_gate`).
 pub async fn gate(
     session: &mut Session<'_>,
     repository_uri: &str,
@@ -25,13 +26,6 @@ pub async fn gate(
     let Some(policy) = &request.vulnerability_gate else {
         return Ok(None);
     };
-    if request.is_platform_only() {
-        session.console.notice(&format!(
-            "`{}`: a `platform-only` run moves no tag; the `merge` run judges the images",
-            crate::input_names::VULNERABILITY_GATE
-        ));
-        return Ok(None);
-    }
     let judged = crate::gate::enforce(
         policy,
         &request.repository,
@@ -41,7 +35,6 @@ pub async fn gate(
             children: children.collect(),
         },
         session.console,
-        &mut session.phase_ms,
     )
     .await;
     // A refused run still gets its summary and outputs, written before the error ends it.
@@ -50,7 +43,11 @@ pub async fn gate(
     {
         crate::report::publish_refusal(&request.runner, report, repository_uri);
     }
-    judged.map(Some)
+    let report = judged?;
+    session
+        .timings
+        .record(Phase::VulnerabilityGate, report.elapsed_ms);
+    Ok(Some(report))
 }
 
 /// Puts the decided tags (the index's and each platform's), timed as `index`.
@@ -63,7 +60,7 @@ pub async fn put_tags(
 ) -> anyhow::Result<()> {
     let phase = Instant::now();
     push::put_tags(registry, decisions, index, children, session.console).await?;
-    session.timed("index", phase);
+    session.timed(Phase::Index, phase);
     Ok(())
 }
 
@@ -144,7 +141,7 @@ impl Indexed {
             platforms: self.platforms,
             console_url,
             skip: self.skip,
-            phase_ms: session.timings(),
+            timings: session.timings(),
             repository_notes: self.repository_notes,
             gate: self.gate,
         }

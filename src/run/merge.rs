@@ -22,6 +22,7 @@ use crate::oci::{Digest, ManifestDocument};
 use crate::platform::Platform;
 use crate::registry::{self, ExistingImage, Index, IndexChild, Registry, RetryLog};
 use crate::report::{Outcome, PlatformResult, RunKind};
+use crate::timings::Phase;
 
 /// One image the `merge` input names.
 struct Claim {
@@ -55,9 +56,9 @@ fn merge_error(message: String) -> anyhow::Error {
 
 /// Every image the `merge` input names: those of the result files (which must be for this
 /// repository) and the references.
-fn claims(request: &Request) -> anyhow::Result<Vec<Claim>> {
+fn claims(request: &Request, sources: &[MergeSource]) -> anyhow::Result<Vec<Claim>> {
     let mut claims = Vec::new();
-    for source in request.merge_sources() {
+    for source in sources {
         match source {
             MergeSource::Image { reference, digest } => claims.push(Claim {
                 source: reference.clone(),
@@ -197,19 +198,21 @@ async fn read_image(
     }
 }
 
-/// The merge run itself; nothing is put before every tag is decided.
-pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome> {
+/// The merge run of what `sources` name (`unused`: the build inputs it was given); nothing
+/// is put before every tag is decided.
+pub async fn run(
+    request: &Request,
+    sources: &[MergeSource],
+    unused: &[&'static str],
+    console: &Console,
+) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     // The results are read first: a wrong folder fails before any call to AWS.
-    let claims = claims(request)?;
+    let claims = claims(request, sources)?;
 
     let mut session = Session::open(request, console, started).await?;
-    if !request.unused_by_merge.is_empty() {
-        let unused: Vec<String> = request
-            .unused_by_merge
-            .iter()
-            .map(|name| format!("`{name}`"))
-            .collect();
+    if !unused.is_empty() {
+        let unused: Vec<String> = unused.iter().map(|name| format!("`{name}`")).collect();
         console.notice(&format!(
             "a merge run builds nothing: {} not used",
             unused.join(", ")
@@ -251,7 +254,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
             plan.repository, request.aws_region
         )));
     };
-    session.timed("ensure_repository", phase);
+    session.timed(Phase::EnsureRepository, phase);
     let repository_uri = session.repository_uri(&plan);
     console.info(&format!(
         "merging {} images into `{repository_uri}`",
@@ -285,7 +288,7 @@ pub async fn run(request: &Request, console: &Console) -> anyhow::Result<Outcome
         }
     }))
     .await?;
-    session.timed("read_images", phase);
+    session.timed(Phase::ReadImages, phase);
     let matched = match_platforms(&request.platforms, &claims, images)?;
 
     let index = Index::new(

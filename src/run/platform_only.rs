@@ -1,19 +1,60 @@
-//! The end of a `platform-only` run (issue 10): its platform images are in the repository by
-//! digest and no tag moved; it writes the result file a merge run reads ([`crate::handoff`])
-//! and reports the images, with no index.
+//! [`Mode::PlatformOnly`](crate::inputs::Mode::PlatformOnly) (issue 10): builds its platforms
+//! and pushes their images by digest, as a one-job run would, and moves no tag; it writes the
+//! result file a merge run reads ([`crate::handoff`]) and reports the images, with no index.
+//! The gate is the merge run's.
+
+use std::path::Path;
+use std::time::Instant;
 
 use anyhow::Context as _;
 
+use super::children::{self, Ready};
+use super::runner_files;
 use super::session::Session;
 
+use crate::github::Console;
 use crate::handoff::{self, PlatformImage, PlatformResults, FORMAT_VERSION};
+use crate::inputs::{names, Request};
+use crate::plan::Plan;
 use crate::registry::Index;
 use crate::report::{Outcome, PlatformResult, RunKind};
 
+/// The platform-only run: the results folder is checked before anything else.
+pub async fn run(
+    request: &Request,
+    results_folder: &Path,
+    console: &Console,
+) -> anyhow::Result<Outcome> {
+    runner_files::check_results_folder(results_folder)?;
+    let started = Instant::now();
+    let context = children::scan_context(request)?;
+    let session = Session::open(request, console, started).await?;
+    let plan = Plan::platform_only(request);
+    let mut ready = Ready::new(session, plan, context).await?;
+    let children = ready.build().await?;
+    let pushed = children.push(&ready.registry, console).await?;
+    if request.vulnerability_gate.is_some() {
+        console.notice(&format!(
+            "`{}`: a `platform-only` run moves no tag; the `merge` run judges the images",
+            names::VULNERABILITY_GATE
+        ));
+    }
+    let platforms = children.results(pushed, std::iter::repeat_with(|| None), &ready.engines);
+    finish(
+        ready.session,
+        results_folder,
+        ready.repository_uri,
+        ready.repository.created,
+        &children.index,
+        platforms,
+    )
+}
+
 /// Writes the result file for the pushed `platforms` (the `index` that was not pushed names
 /// each image's digest, media type and size, in the same order) and makes the outcome.
-pub fn finish(
+fn finish(
     session: Session<'_>,
+    results_folder: &Path,
     repository_uri: String,
     repository_created: bool,
     index: &Index,
@@ -44,11 +85,11 @@ pub fn finish(
             })
             .collect(),
     };
-    let result_file = handoff::write(&request.results_folder, &results, &request.platforms)
-        .with_context(|| {
+    let result_file =
+        handoff::write(results_folder, &results, &request.platforms).with_context(|| {
             format!(
                 "writing the result file into `{}` (the images are pushed, under no tag)",
-                request.results_folder.display()
+                results_folder.display()
             )
         })?;
     Ok(Outcome {
@@ -62,7 +103,7 @@ pub fn finish(
         tags: Vec::new(),
         platforms,
         console_url: None,
-        phase_ms: session.timings(),
+        timings: session.timings(),
         repository_notes: Vec::new(),
         gate: None,
     })

@@ -4,6 +4,8 @@
 //! - `GITHUB_STEP_SUMMARY` not writable: a warning, and the run goes on without a summary.
 //! - `results-folder` of a `platform-only` run not writable: exit 1, naming the input.
 
+use std::path::Path;
+
 use crate::github::{self, Console};
 use crate::handoff;
 use crate::inputs::{names, InputError, Request};
@@ -40,12 +42,12 @@ pub(super) fn check(mut request: Request, console: &Console) -> Result<Request, 
 }
 
 /// A `platform-only` run's results folder: created, a real folder (not a link), writable.
-pub(super) fn check_results_folder(request: &Request) -> Result<(), InputError> {
-    handoff::prepare_folder(&request.results_folder).map_err(|error| InputError {
+pub(super) fn check_results_folder(results_folder: &Path) -> Result<(), InputError> {
+    handoff::prepare_folder(results_folder).map_err(|error| InputError {
         input: names::RESULTS_FOLDER,
         message: format!(
             "the result file cannot be written into `{}`: {error}; give a folder the action can write, relative to the workspace",
-            request.results_folder.display()
+            results_folder.display()
         ),
     })
 }

@@ -3,7 +3,6 @@
 //! the run's clock and phase timings. What a mode does with them lives in its own file; the
 //! shared end is [`super::finish`].
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -14,6 +13,7 @@ use crate::github::Console;
 use crate::inputs::Request;
 use crate::plan::Plan;
 use crate::registry::Registry;
+use crate::timings::{Phase, Timings};
 
 /// One run's shared pieces, from its credentials to its timings.
 pub struct Session<'a> {
@@ -29,8 +29,8 @@ pub struct Session<'a> {
     pub registry_host: String,
     /// When the run started (`total`).
     pub started: Instant,
-    /// Time per phase, ms.
-    pub phase_ms: BTreeMap<&'static str, u128>,
+    /// Time per phase.
+    pub timings: Timings,
 }
 
 impl<'a> Session<'a> {
@@ -61,12 +61,12 @@ impl<'a> Session<'a> {
             credentials,
             registry_host,
             started,
-            phase_ms: BTreeMap::new(),
+            timings: Timings::default(),
         })
     }
 
-    /// The plan, and its notices; `latest=auto` asks the repository which releases it has
-    /// (still nothing is created).
+    /// The plan of a run that tags an index, and its notices; `latest=auto` asks the
+    /// repository which releases it has (still nothing is created).
     pub async fn plan(&self) -> anyhow::Result<Plan> {
         let repository_tags = if Plan::needs_repository_tags(self.request) {
             self.ecr
@@ -108,18 +108,13 @@ impl<'a> Session<'a> {
     }
 
     /// Records the time of `phase`, started at `since`.
-    pub fn timed(&mut self, phase: &'static str, since: Instant) {
-        self.phase_ms.insert(phase, elapsed_ms(since));
+    pub fn timed(&mut self, phase: Phase, since: Instant) {
+        self.timings.record_since(phase, since);
     }
 
     /// Every phase's time, with `total` (the run is over).
-    pub fn timings(mut self) -> BTreeMap<&'static str, u128> {
-        self.timed("total", self.started);
-        self.phase_ms
+    pub fn timings(mut self) -> Timings {
+        self.timed(Phase::Total, self.started);
+        self.timings
     }
-}
-
-/// Milliseconds since `start`.
-pub fn elapsed_ms(start: Instant) -> u128 {
-    start.elapsed().as_millis()
 }

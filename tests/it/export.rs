@@ -161,6 +161,24 @@ async fn an_input_that_is_not_utf8_is_refused_by_name(#[case] as_variable: bool)
     assert_user_sees!("labels_not_utf8", error);
 }
 
+/// A file of the context whose name is not UTF-8 (Docker 23+ refuses such names in a build
+/// context, buildx too) is refused by name before anything is created: it could only be sent
+/// under another name.
+#[tokio::test]
+async fn a_context_file_whose_name_is_not_utf8_is_refused_before_anything_is_created() {
+    let repository = unique_repository("name-not-utf8");
+    let context = fixture(&[("Dockerfile", DOCKERFILE)]);
+    std::fs::write(context.path().join(OsStr::from_bytes(b"caf\xe9.txt")), "x").unwrap();
+    let result = Run::new(&repository, context.path()).run();
+    assert_refused_input(
+        &result,
+        &repository,
+        "context",
+        "`caf\u{fffd}.txt` (in the build context) has a name that is not UTF-8, which Docker Engines refuse in a build context: rename it, or list it in `.dockerignore`",
+    )
+    .await;
+}
+
 /// The build's image name that a run logged as kept.
 fn kept_images(result: &RunResult) -> Vec<String> {
     result

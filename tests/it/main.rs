@@ -28,6 +28,7 @@ mod merge;
 mod push;
 mod registry;
 mod repository_settings;
+mod reuse;
 mod scratch_engine;
 mod tags;
 mod testbed;
