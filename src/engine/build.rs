@@ -23,8 +23,9 @@ use crate::secret::Secret;
 /// The repository of each build's temporary image name, `ecr-multiarch-build:<uuid>`.
 pub const TEMPORARY_REPOSITORY: &str = "ecr-multiarch-build";
 
-/// How many times a build runs while another run's removal deletes its image (see `build`).
-const VANISHED_IMAGE_ATTEMPTS: usize = 3;
+/// How many times a build runs at most when the cause of its failure is worth another attempt
+/// (`worth_building_again`: another run, the connection; never the Dockerfile).
+const BUILD_ATTEMPTS: usize = 3;
 
 /// How many log lines of a failing step an error shows.
 const FAILED_STEP_LINES: usize = 20;
@@ -192,65 +193,58 @@ impl Engine {
         // Engine (the classic store names the image before it fails, below), and only the
         // name this build ends with is removed after export.
         let name = format!("{TEMPORARY_REPOSITORY}:{}", uuid::Uuid::new_v4().simple());
-        let mut built = self
-            .build_once(platform, context, dockerfile, settings, progress, &name)
-            .await;
-        // On the classic image store, concurrent runs that build the same image share its id,
-        // and each removes its own name after export (issue 14 §8): removing the last name
-        // deletes the image, also while the Engine is storing and naming it for this build.
-        // No removal avoids that (the Engine cannot untag without deleting an unnamed image,
-        // nor see a build about to name it). BuildKit's cache still holds the layers: building
-        // again only stores and names the image again, under the name already added.
-        for _ in 1..VANISHED_IMAGE_ATTEMPTS {
-            match &built {
-                Err(error) if image_vanished(error) => {
-                    progress.group_line(
-                        &platform.to_string(),
-                        "another run removed the same image while the Engine stored it for this build: building again",
-                    );
-                    built = self
-                        .build_once(platform, context, dockerfile, settings, progress, &name)
-                        .await;
-                }
-                _ => break,
-            }
+        let mut attempt = 1;
+        loop {
+            let built = self
+                .build_once(platform, context, dockerfile, settings, progress, &name)
+                .await;
+            let why_again = match &built {
+                Err(error) if attempt < BUILD_ATTEMPTS => self.worth_building_again(error).await,
+                _ => None,
+            };
+            let Some(why_again) = why_again else {
+                return built;
+            };
+            progress.group_line(&platform.to_string(), &why_again);
+            attempt += 1;
         }
-        match built {
+    }
+
+    /// Why a failed build is worth building again, said as the log line, or `None`. Each
+    /// cause is another build or the connection, never the Dockerfile; BuildKit's cache holds
+    /// the steps that finished, so another attempt is cheap.
+    async fn worth_building_again(&self, error: &Error) -> Option<String> {
+        match error {
+            // On the classic image store, concurrent runs that build the same image share its
+            // id, and each removes its own name after export (issue 14 §8): removing the last
+            // name deletes the image, also while the Engine is storing and naming it for this
+            // build. No removal avoids that (the Engine cannot untag without deleting an
+            // unnamed image, nor see a build about to name it).
+            error if image_vanished(error) => Some(
+                "another run removed the same image while the Engine stored it for this build: building again".to_owned(),
+            ),
             // On the containerd image store, two builds that end in the same image at the same
             // moment (a matrix on one runner) both store it as `moby-dangling@<digest>`, and
             // the second fails with "already exists" (the exporter of moby/moby#49702). Each
             // build names its image now (`ecr-multiarch-build:<uuid>`), so this should not
-            // happen; should an Engine still store one dangling, the image is there by then:
-            // building again takes every step from the cache.
-            Err(Error::BuildFailed { message, .. })
+            // happen; should an Engine still store one dangling, the image is there by then.
+            Error::BuildFailed { message, .. }
                 if message.contains("moby-dangling@") && message.contains("already exists") =>
             {
-                progress.group_line(
-                    &platform.to_string(),
-                    "another build stored the same image at the same moment: building again",
-                );
-                self.build_once(platform, context, dockerfile, settings, progress, &name)
-                    .await
+                Some("another build stored the same image at the same moment: building again".to_owned())
             }
             // The build's answer broke off, yet the Engine still answers: the connection, not
             // the daemon, failed (seen on a busy 28.5 containerd-store engine as "bytes
-            // remaining on stream"). Once more; the steps that finished come from the cache. A
-            // daemon that is really gone fails the ping and is reported at once.
-            Err(Error::Lost {
+            // remaining on stream"). A daemon that is really gone fails the ping and is
+            // reported at once.
+            Error::Lost {
                 platform: Some(_),
                 source,
                 ..
-            }) if self.docker.ping().await.is_ok() => {
-                progress.group_line(
-                    &platform.to_string(),
-                    &format!(
-                        "the connection to the Engine broke during the build ({source}); the Engine still answers: building again"
-                    ),
-                );
-                self.build_once(platform, context, dockerfile, settings, progress, &name)
-                    .await
-            }
-            other => other,
+            } if self.docker.ping().await.is_ok() => Some(format!(
+                "the connection to the Engine broke during the build ({source}); the Engine still answers: building again"
+            )),
+            _ => None,
         }
     }
 
